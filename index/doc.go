@@ -1,0 +1,2 @@
+// Package index is swarmfs's namespace on etcd.
+package index
