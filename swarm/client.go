@@ -237,9 +237,7 @@ func (c *Client) Join(ctx context.Context, spec JoinSpec) (*Object, error) {
 		return nil, err
 	}
 	o.origin = originSource{url: spec.OriginURL, want: spec.Origin}
-	if len(spec.Trackers) > 0 {
-		o.t.AddTrackers([][]string{spec.Trackers})
-	}
+	o.AddTrackers(spec.Trackers)
 	o.AddPeers(spec.Peers)
 	if spec.OriginURL != "" && !c.cfg.NoOriginFallback {
 		o.startFallback()

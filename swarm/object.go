@@ -77,6 +77,13 @@ func (o *Object) AddPeers(addrs []string) {
 	o.t.AddPeers(pis)
 }
 
+// AddTrackers adds announce URLs (one tier, tried in turn).
+func (o *Object) AddTrackers(urls []string) {
+	if len(urls) > 0 {
+		o.t.AddTrackers([][]string{urls})
+	}
+}
+
 // DownloadAll asks for every piece at normal priority.
 func (o *Object) DownloadAll() { o.t.DownloadAll() }
 

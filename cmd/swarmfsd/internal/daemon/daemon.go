@@ -61,7 +61,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MetainfoDir, "metainfo-dir", "", "write <infohash>.torrent of converted and published objects here")
 	fs.StringArrayVar(&c.Join, "join", nil, ".torrent file to download and seed (repeatable)")
 	fs.StringArrayVar(&c.Peers, "peer", nil, "known peer host:port for joined objects (repeatable)")
-	fs.StringArrayVar(&c.Trackers, "tracker", nil, "announce URL for joined objects (repeatable)")
+	fs.StringArrayVar(&c.Trackers, "tracker", nil, "announce URL for every object (repeatable; one tier, tried in turn)")
 	fs.StringVar(&c.Origin, "origin", "", "origin URL used as fallback for joined objects after a stall")
 }
 
@@ -128,6 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		o.AddTrackers(cfg.Trackers)
 		if err := writeMetainfo(cfg.MetainfoDir, o, cfg.Trackers); err != nil {
 			return err
 		}
@@ -137,6 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		conv.AddTrackers(cfg.Trackers)
 		if err := writeMetainfo(cfg.MetainfoDir, conv.Object, cfg.Trackers); err != nil {
 			return err
 		}
