@@ -122,6 +122,33 @@ func (c *Cluster) Restart(i int) {
 	}
 }
 
+// RestartAll starts every stopped member again, concurrently (a member
+// waits for quorum before it serves).
+func (c *Cluster) RestartAll() {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.members))
+	for i, m := range c.members {
+		m.mu.Lock()
+		running := m.e != nil
+		m.mu.Unlock()
+		if running {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.start(i, true)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
 // Leader returns the index of the member that is leader, or -1.
 func (c *Cluster) Leader(ctx context.Context) int {
 	cli := c.Client()
