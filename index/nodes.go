@@ -168,4 +168,3 @@ func (ix *Index) Holders(ctx context.Context, ih string) ([]string, error) {
 	}
 	return out, nil
 }
-

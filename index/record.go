@@ -127,7 +127,7 @@ func (ix *Index) Publish(ctx context.Context, rec Record, info []byte) (Record, 
 	if rec.Source.Kind == SourceURL {
 		then = append(then, clientv3.OpPut(sourcesDir+rec.Source.Key(), string(val)))
 	}
-	els := []clientv3.Op{clientv3.OpGet(vkey), clientv3.OpGet(objectsDir + rec.Path + "/", clientv3.WithPrefix(), clientv3.WithLimit(1))}
+	els := []clientv3.Op{clientv3.OpGet(vkey), clientv3.OpGet(objectsDir+rec.Path+"/", clientv3.WithPrefix(), clientv3.WithLimit(1))}
 	for _, a := range ancestors {
 		els = append(els, clientv3.OpGet(objectsDir+a))
 	}
