@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -57,6 +58,26 @@ type row struct {
 	shaMatches bool
 }
 
+func waitHealthy(ctx context.Context, n *harness.Node) error {
+	for {
+		resp, err := http.Get("http://" + n.MetricsAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if ok, err := n.Exited(); ok {
+			return fmt.Errorf("%s exited: %v\n%s", n.Name, err, n.Log())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy: %w", n.Name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func run(ctx context.Context, dir, bin string, size, originRate, uploadRate int64, nodes int) error {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -86,56 +107,59 @@ func run(ctx context.Context, dir, bin string, size, originRate, uploadRate int6
 	url := origin.URL("/images/demo.img")
 	fmt.Printf("origin  %s  sha256 %s…\n", url, want[:16])
 
-	common := []string{"--stall-timeout", "10s"}
+	common := []string{"--stall-timeout", "10s", "--add", "images/demo.img=" + url}
 	if uploadRate > 0 {
 		common = append(common, "--upload-rate", fmt.Sprint(uploadRate))
 	}
 	var all []*harness.Node
 	defer func() {
-		for _, n := range all {
-			n.Stop()
+		// node0 holds etcd: stop it last.
+		for i := len(all) - 1; i >= 0; i-- {
+			all[i].Stop()
 		}
 	}()
-	torrents := filepath.Join(dir, "torrents")
-	conv, err := harness.StartNode(bin, dir, "node0", append(common, "--convert", url, "--metainfo-dir", torrents)...)
+	// node0 runs the embedded etcd member; the others use it. All of them
+	// add the same URL at once: one converts, the rest fetch from peers.
+	n0, err := harness.StartNode(bin, dir, "node0", common...)
 	if err != nil {
 		return err
 	}
-	all = append(all, conv)
-	fmt.Printf("node0   converting (peer %s, metrics http://%s/metrics)\n", conv.PeerAddr, conv.MetricsAddr)
-	convDone, err := conv.WaitComplete(ctx, 1)
-	if err != nil {
+	all = append(all, n0)
+	if err := waitHealthy(ctx, n0); err != nil {
 		return err
 	}
-	torrent, err := harness.SingleTorrent(torrents)
-	if err != nil {
-		return err
-	}
-	rows := []*row{{node: conv, role: "converter", done: convDone.Sub(conv.Started)}}
+	fmt.Printf("node0   embedded etcd %s, metrics http://%s/metrics\n", n0.EtcdURL, n0.MetricsAddr)
 	for i := 1; i <= nodes; i++ {
-		n, err := harness.StartNode(bin, dir, fmt.Sprintf("node%d", i),
-			append(common, "--join", torrent, "--peer", conv.PeerAddr, "--origin", url)...)
+		n, err := harness.StartNode(bin, dir, fmt.Sprintf("node%d", i), append(common, "--etcd-endpoints", n0.EtcdURL)...)
 		if err != nil {
 			return err
 		}
 		all = append(all, n)
-		rows = append(rows, &row{node: n, role: "downloader"})
 	}
-	fmt.Printf("node1‥%d joining the swarm…\n", nodes)
-	for _, r := range rows[1:] {
-		t, err := r.node.WaitComplete(ctx, 1)
+	fmt.Printf("node0‥%d all added %s at once…\n", nodes, url)
+	var rows []*row
+	for _, n := range all {
+		t, err := n.WaitComplete(ctx, 1)
 		if err != nil {
 			return err
 		}
-		r.done = t.Sub(r.node.Started)
+		rows = append(rows, &row{node: n, done: t.Sub(n.Started)})
 	}
 	ok := true
 	for _, r := range rows {
 		if r.figs, err = r.node.Figures(ctx); err != nil {
 			return err
 		}
-		if r.sha, err = harness.FileSHA256(r.node.DataFile(torrent)); err != nil {
+		files, _ := filepath.Glob(filepath.Join(r.node.Dir, "data", "*", "data"))
+		if len(files) != 1 {
+			return fmt.Errorf("%s holds %d data files; want 1", r.node.Name, len(files))
+		}
+		if r.sha, err = harness.FileSHA256(files[0]); err != nil {
 			return err
+		}
+		r.role = "downloader"
+		if r.figs.OriginBytes >= size {
+			r.role = "converter"
 		}
 		r.shaMatches = r.sha == want
 		ok = ok && r.shaMatches

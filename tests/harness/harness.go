@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,7 @@ type Node struct {
 	Dir         string // state: data/, log
 	PeerAddr    string
 	MetricsAddr string
+	EtcdURL     string // client URL of its embedded etcd member, if it runs one
 	Started     time.Time
 
 	cmd  *exec.Cmd
@@ -79,11 +81,25 @@ func StartNode(bin, dir, name string, args ...string) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := append([]string{
-		"--data-dir", filepath.Join(n.Dir, "data"),
+	all := []string{
+		"--state-dir", n.Dir,
 		"--listen", n.PeerAddr,
 		"--metrics-addr", n.MetricsAddr,
-	}, args...)
+	}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--etcd-endpoints") }) {
+		// Its own embedded etcd member, on free ports.
+		cp, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		pp, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		n.EtcdURL = fmt.Sprintf("http://127.0.0.1:%d", cp)
+		all = append(all, "--etcd-client-url", n.EtcdURL, "--etcd-peer-url", fmt.Sprintf("http://127.0.0.1:%d", pp))
+	}
+	all = append(all, args...)
 	n.cmd = exec.Command(filepath.Join(bin, "swarmfsd"), all...)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	n.Started = time.Now()

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,15 +11,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/anacrolix/torrent/metainfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/spf13/pflag"
 
+	"swarmfs/index"
 	"swarmfs/swarm"
 )
 
@@ -25,6 +29,19 @@ import (
 // package's Config.
 type Config struct {
 	Swarm swarm.Config
+	Index index.Config
+
+	// StateDir holds the node id, the embedded etcd member and, unless
+	// --data-dir is given, object data. Default /var/lib/swarmfs.
+	StateDir string
+	// NodeID names this node in the registry. Default: a random id kept in
+	// StateDir/node-id.
+	NodeID string
+	// Rack and Zone place the node for locality-aware peer lists.
+	Rack, Zone string
+	// EtcdClientURL and EtcdPeerURL are the embedded member's URLs (used
+	// when no --etcd-endpoints are given).
+	EtcdClientURL, EtcdPeerURL string
 
 	// MetricsAddr serves /metrics and /healthz. Default 127.0.0.1:9469.
 	MetricsAddr string
@@ -33,9 +50,12 @@ type Config struct {
 	// LogFormat is text or json. Default text.
 	LogFormat string
 
-	// Convert lists origin URLs to convert and seed at start.
+	// Add lists origin objects to add: "URL" (path from the URL) or
+	// "PATH=URL". Each is converted once in the cluster and downloaded here.
+	Add []string
+	// Convert lists origin URLs to convert and seed here, outside the index.
 	Convert []string
-	// Publish lists local files to publish and seed at start.
+	// Publish lists local files to publish and seed here, outside the index.
 	Publish []string
 	// MetainfoDir, if set, receives <infohash>.torrent for every converted
 	// or published object.
@@ -44,25 +64,39 @@ type Config struct {
 	Join []string
 	// Peers are known peer addresses for joined objects.
 	Peers []string
-	// Trackers are extra announce URLs for joined objects.
+	// Trackers are announce URLs for every object.
 	Trackers []string
-	// Origin is the fallback origin URL for joined objects.
+	// Origin is the fallback origin URL for joined .torrent objects.
 	Origin string
 }
 
 // AddFlags registers the daemon's flags and those of its packages.
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Swarm.AddFlags(fs)
+	c.Index.AddFlags(fs)
+	fs.StringVar(&c.StateDir, "state-dir", "/var/lib/swarmfs", "node state: id, embedded etcd, and data unless --data-dir is set")
+	fs.StringVar(&c.NodeID, "node-id", "", "node name in the registry (default: random, kept in the state dir)")
+	fs.StringVar(&c.Rack, "rack", "", "rack label for locality-aware peer lists")
+	fs.StringVar(&c.Zone, "zone", "", "zone label for locality-aware peer lists")
+	fs.StringVar(&c.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd member (no --etcd-endpoints)")
+	fs.StringVar(&c.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd member")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9469", "address for /metrics and /healthz")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.StringArrayVar(&c.Convert, "convert", nil, "origin URL to convert and seed (repeatable)")
-	fs.StringArrayVar(&c.Publish, "publish", nil, "local file to publish and seed (repeatable)")
+	fs.StringArrayVar(&c.Add, "add", nil, "origin object to add to the index and download: URL or PATH=URL (repeatable)")
+	fs.StringArrayVar(&c.Convert, "convert", nil, "origin URL to convert and seed here, outside the index (repeatable)")
+	fs.StringArrayVar(&c.Publish, "publish", nil, "local file to publish and seed here, outside the index (repeatable)")
 	fs.StringVar(&c.MetainfoDir, "metainfo-dir", "", "write <infohash>.torrent of converted and published objects here")
 	fs.StringArrayVar(&c.Join, "join", nil, ".torrent file to download and seed (repeatable)")
 	fs.StringArrayVar(&c.Peers, "peer", nil, "known peer host:port for joined objects (repeatable)")
 	fs.StringArrayVar(&c.Trackers, "tracker", nil, "announce URL for every object (repeatable; one tier, tried in turn)")
-	fs.StringVar(&c.Origin, "origin", "", "origin URL used as fallback for joined objects after a stall")
+	fs.StringVar(&c.Origin, "origin", "", "origin URL used as fallback for joined .torrent objects after a stall")
+	// Object data defaults to <state-dir>/data.
+	c.Swarm.DataDir = ""
+	if f := fs.Lookup("data-dir"); f != nil {
+		f.DefValue = ""
+		f.Usage += " (default <state-dir>/data)"
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -80,22 +114,74 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", format)
 }
 
+// nodeID returns the configured id, or the one kept in the state dir.
+func nodeID(cfg Config) (string, error) {
+	if cfg.NodeID != "" {
+		return cfg.NodeID, nil
+	}
+	path := filepath.Join(cfg.StateDir, "node-id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	host, _ := os.Hostname()
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	id := strings.ReplaceAll(host, "/", "-") + "-" + hex.EncodeToString(rnd[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("store node id: %w", err)
+	}
+	return id, nil
+}
+
 // Run runs the node until ctx ends, then shuts down cleanly.
 func Run(ctx context.Context, cfg Config) error {
 	log, err := newLogger(cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if cfg.Swarm.DataDir == "" {
+		cfg.Swarm.DataDir = filepath.Join(cfg.StateDir, "data")
+	}
+	id, err := nodeID(cfg)
+	if err != nil {
+		return err
+	}
+	log = log.With("node", id)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "swarmfs_build_info", Help: "Build version.", ConstLabels: prometheus.Labels{"version": swarm.Version},
+	}, func() float64 { return 1 }))
 
 	ln, err := net.Listen("tcp", cfg.MetricsAddr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
 	}
+	defer ln.Close()
+
+	if len(cfg.Index.Endpoints) == 0 {
+		e, err := index.StartEmbedded(ctx, index.EmbedConfig{
+			Dir: filepath.Join(cfg.StateDir, "etcd"), Name: id,
+			ClientURL: cfg.EtcdClientURL, PeerURL: cfg.EtcdPeerURL,
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		log.Info("embedded etcd serving; other nodes on this machine join with --etcd-endpoints", "etcd_endpoints", e.ClientURL())
+		cfg.Index.Endpoints = []string{e.ClientURL()}
+	}
+	ix, err := index.Open(ctx, cfg.Index, index.WithLogger(log), index.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	defer ix.Close()
+
 	client, err := swarm.New(cfg.Swarm, swarm.WithLogger(log), swarm.WithRegisterer(reg))
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer func() {
@@ -104,10 +190,23 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log.Info("stopped")
 	}()
+	regn, err := ix.Register(ctx, index.Node{ID: id, PeerAddr: client.Addr().String(), Rack: cfg.Rack, Zone: cfg.Zone, Version: swarm.Version})
+	if err != nil {
+		return err
+	}
+	defer regn.Close()
 
+	n := &node{cfg: cfg, log: log, id: id, ix: ix, client: client, reg: regn, http: &http.Client{Timeout: cfg.Swarm.OriginTimeout + time.Second}}
+	// etcd's own metrics (registered globally by the embed package) are
+	// served next to ours, never mixed into our registry.
+	gatherers := prometheus.Gatherers{reg, etcdGatherer{prometheus.DefaultGatherer}}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true, Timeout: 10 * time.Second}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true, Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ix.Healthy(r.Context()); err != nil {
+			http.Error(w, "etcd: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -121,97 +220,40 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String())
+	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
-	for _, file := range cfg.Publish {
-		o, err := client.Publish(ctx, file, "")
-		if err != nil {
-			return err
-		}
-		o.AddTrackers(cfg.Trackers)
-		if err := writeMetainfo(cfg.MetainfoDir, o, cfg.Trackers); err != nil {
-			return err
-		}
-	}
-	for _, u := range cfg.Convert {
-		conv, err := client.Convert(ctx, swarm.ConvertSpec{URL: u})
-		if err != nil {
-			return err
-		}
-		conv.AddTrackers(cfg.Trackers)
-		if err := writeMetainfo(cfg.MetainfoDir, conv.Object, cfg.Trackers); err != nil {
-			return err
-		}
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, file := range cfg.Join {
-		o, err := join(ctx, client, cfg, file)
-		if err != nil {
-			return err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			if err := o.WaitComplete(ctx); err != nil {
-				return
-			}
-			st := o.Stats()
-			log.Info("object complete", "infohash", o.InfoHash().HexString(), "duration", time.Since(start),
-				"peer_bytes", st.PeerBytes, "origin_bytes", st.OriginBytes)
-		}()
+	if err := n.startup(ctx); err != nil {
+		return err
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx))
+	n.wg.Wait()
 	return nil
 }
 
-func join(ctx context.Context, client *swarm.Client, cfg Config, file string) (*swarm.Object, error) {
-	mi, err := metainfo.LoadFromFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("join %s: %w", file, err)
+// etcdGatherer keeps only etcd's series of the default registry; the
+// runtime and process series come from ours.
+type etcdGatherer struct{ g prometheus.Gatherer }
+
+func (e etcdGatherer) Gather() ([]*dto.MetricFamily, error) {
+	fams, err := e.g.Gather()
+	out := fams[:0]
+	for _, f := range fams {
+		if strings.HasPrefix(f.GetName(), "etcd_") {
+			out = append(out, f)
+		}
 	}
-	trackers := append([]string(nil), cfg.Trackers...)
-	for _, tier := range mi.UpvertedAnnounceList() {
-		trackers = append(trackers, tier...)
-	}
-	o, err := client.Join(ctx, swarm.JoinSpec{
-		InfoBytes: mi.InfoBytes,
-		Trackers:  trackers,
-		Peers:     cfg.Peers,
-		OriginURL: cfg.Origin,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("join %s: %w", file, err)
-	}
-	o.DownloadAll()
-	return o, nil
+	return out, err
 }
 
-// writeMetainfo writes dir/<infohash>.torrent atomically.
-func writeMetainfo(dir string, o *swarm.Object, trackers []string) error {
-	if dir == "" {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("metainfo dir: %w", err)
-	}
-	dst := filepath.Join(dir, o.InfoHash().HexString()+".torrent")
-	f, err := os.CreateTemp(dir, ".torrent-*")
-	if err != nil {
-		return fmt.Errorf("write metainfo: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := o.MetaInfo(trackers).Write(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write metainfo: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write metainfo: %w", err)
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
-		return fmt.Errorf("write metainfo: %w", err)
-	}
-	return nil
+// node is one running swarmfsd.
+type node struct {
+	cfg    Config
+	log    *slog.Logger
+	id     string
+	ix     *index.Index
+	client *swarm.Client
+	reg    *index.Registration
+	http   *http.Client // origin HEAD requests
+	wg     sync.WaitGroup
 }
