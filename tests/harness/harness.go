@@ -299,3 +299,6 @@ func tail(s string, n int) string {
 	}
 	return s
 }
+
+// Signal sends sig to the process.
+func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }

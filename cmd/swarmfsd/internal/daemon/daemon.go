@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/spf13/pflag"
 
+	swarmfs "swarmfs/fs"
 	"swarmfs/index"
 	"swarmfs/swarm"
 )
@@ -30,6 +31,7 @@ import (
 type Config struct {
 	Swarm swarm.Config
 	Index index.Config
+	FS    swarmfs.Config
 
 	// StateDir holds the node id, the embedded etcd member and, unless
 	// --data-dir is given, object data. Default /var/lib/swarmfs.
@@ -74,6 +76,7 @@ type Config struct {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Swarm.AddFlags(fs)
 	c.Index.AddFlags(fs)
+	c.FS.AddFlags(fs)
 	fs.StringVar(&c.StateDir, "state-dir", "/var/lib/swarmfs", "node state: id, embedded etcd, and data unless --data-dir is set")
 	fs.StringVar(&c.NodeID, "node-id", "", "node name in the registry (default: random, kept in the state dir)")
 	fs.StringVar(&c.Rack, "rack", "", "rack label for locality-aware peer lists")
@@ -196,7 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer regn.Close()
 
-	n := &node{cfg: cfg, log: log, id: id, ix: ix, client: client, reg: regn, http: &http.Client{Timeout: cfg.Swarm.OriginTimeout + time.Second}}
+	n := &node{ctx: ctx, cfg: cfg, log: log, id: id, ix: ix, client: client, reg: regn, http: &http.Client{Timeout: cfg.Swarm.OriginTimeout + time.Second}}
 	// etcd's own metrics (registered globally by the embed package) are
 	// served next to ours, never mixed into our registry.
 	gatherers := prometheus.Gatherers{reg, etcdGatherer{prometheus.DefaultGatherer}}
@@ -222,11 +225,38 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
+	var mnt *swarmfs.FS
+	if cfg.FS.Mountpoint != "" {
+		cache := ix.NewCache()
+		defer cache.Close()
+		sctx, cancel := context.WithTimeout(ctx, cfg.Index.RequestTimeout+cfg.Index.DialTimeout)
+		err := cache.WaitSynced(sctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("load namespace: %w", err)
+		}
+		mnt, err = swarmfs.Mount(cfg.FS, cache, n, swarmfs.WithLogger(log), swarmfs.WithRegisterer(reg))
+		if err != nil {
+			return err
+		}
+	}
+	// At shutdown the mount goes first: blocked reads fail with EIO at
+	// once, before anything they depend on is closed.
+	unmount := func() {
+		if mnt != nil {
+			if err := mnt.Unmount(); err != nil {
+				log.Error("unmount", "err", err)
+			}
+			mnt = nil
+		}
+	}
+	defer unmount()
 	if err := n.startup(ctx); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx))
+	unmount()
 	n.wg.Wait()
 	return nil
 }
@@ -248,6 +278,7 @@ func (e etcdGatherer) Gather() ([]*dto.MetricFamily, error) {
 
 // node is one running swarmfsd.
 type node struct {
+	ctx    context.Context // the node's lifetime
 	cfg    Config
 	log    *slog.Logger
 	id     string

@@ -104,10 +104,25 @@ func (n *node) add(ctx context.Context, path, rawURL string) (index.Record, erro
 		seeded.AddTrackers(n.cfg.Trackers)
 		return rec, nil
 	}
-	if _, err := n.joinRecord(ctx, rec); err != nil {
+	o, err := n.joinRecord(ctx, rec)
+	if err != nil {
 		return index.Record{}, fmt.Errorf("add %s: %w", rawURL, err)
 	}
+	o.DownloadAll()
 	return rec, nil
+}
+
+// Object implements fs.Objects: the object of rec, joined if needed.
+// Downloading is left to the caller (readers, background policy).
+func (n *node) Object(ctx context.Context, rec index.Record) (*swarm.Object, error) {
+	var h metainfo.Hash
+	if err := h.FromHexString(rec.InfoHash); err != nil {
+		return nil, fmt.Errorf("object %s: bad infohash: %w", rec.Path, err)
+	}
+	if o, ok := n.client.Object(h); ok {
+		return o, nil
+	}
+	return n.joinRecord(ctx, rec)
 }
 
 // joinRecord downloads and seeds the object of rec.
@@ -129,17 +144,18 @@ func (n *node) joinRecord(ctx context.Context, rec index.Record) (*swarm.Object,
 	if err != nil {
 		return nil, err
 	}
-	o.DownloadAll()
 	// Seed while downloading: others may fetch what this node has.
 	if err := n.reg.Hold(ctx, rec.InfoHash); err != nil {
 		n.log.Warn("could not record held object", "infohash", rec.InfoHash, "err", err)
 	}
-	n.watch(ctx, o, rec.InfoHash)
+	n.watch(o, rec.InfoHash)
 	return o, nil
 }
 
-// watch logs completion and refreshes peers from the index until then.
-func (n *node) watch(ctx context.Context, o *swarm.Object, ih string) {
+// watch logs completion and refreshes peers from the index until then,
+// or until the node stops (never a request's context: it outlives them).
+func (n *node) watch(o *swarm.Object, ih string) {
+	ctx := n.ctx
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -191,12 +207,14 @@ func (n *node) resume(ctx context.Context) {
 		if !e.IsDir() || len(ih) != 40 || h.FromHexString(ih) != nil {
 			continue
 		}
-		if _, err := n.joinRecord(ctx, index.Record{InfoHash: ih}); err != nil {
+		o, err := n.joinRecord(ctx, index.Record{InfoHash: ih})
+		if err != nil {
 			if !errors.Is(err, index.ErrNotFound) {
 				n.log.Warn("cannot resume object", "infohash", ih, "err", err)
 			}
 			continue
 		}
+		o.DownloadAll()
 		n.log.Info("resumed object", "infohash", ih)
 	}
 }
@@ -215,7 +233,7 @@ func (n *node) joinFile(ctx context.Context, file string) error {
 		return fmt.Errorf("join %s: %w", file, err)
 	}
 	o.DownloadAll()
-	n.watch(ctx, o, o.InfoHash().HexString())
+	n.watch(o, o.InfoHash().HexString())
 	return nil
 }
 
