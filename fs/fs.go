@@ -51,6 +51,8 @@ type FS struct {
 	destroy   sync.Once
 	unsub     func()
 
+	pinner *pinner
+
 	mu      sync.Mutex
 	readers map[string]*objectReader // by infohash
 	opened  map[string]bool          // background download started
@@ -90,6 +92,7 @@ func Mount(cfg Config, ns Namespace, objs Objects, opts ...Option) (*FS, error) 
 	f := &FS{
 		cfg: cfg, ns: ns, objs: objs, log: o.log.With("component", "fs", "mount", cfg.Mountpoint), m: m,
 		destroyed: make(chan struct{}),
+		pinner:    newPinner(),
 		readers:   map[string]*objectReader{},
 		opened:    map[string]bool{},
 	}
@@ -254,6 +257,8 @@ func (f *FS) Unmount() error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	f.pinner.unpinAll()
+	f.m.pinned.Set(0)
 	err := f.server.Unmount()
 	if err != nil {
 		f.log.Warn("unmount failed, detaching lazily", "err", err)

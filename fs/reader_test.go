@@ -163,4 +163,3 @@ func TestReadTimeout(t *testing.T) {
 		t.Fatalf("read without progress = %v; want ErrReadTimeout", err)
 	}
 }
-

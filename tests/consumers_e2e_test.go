@@ -145,3 +145,52 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A pinned object is downloaded fully and stays locked in the daemon's
+// memory: its backing pages are resident and counted in VmLck.
+func TestMountPin(t *testing.T) {
+	harness.RequireFUSE(t)
+	harness.RequireTool(t, "vmtouch", "vmtouch")
+	const size = 12 << 20
+	data := swarmtest.Data(54, size)
+	origin := newOrigin(t, "/pin/me.bin", data)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	a := startNode(t, dir, "a", "--add", origin.URL("/pin/me.bin"))
+	if _, err := a.WaitComplete(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	b, mnt := mountNode(t, ctx, dir, "b", "--etcd-endpoints", a.EtcdURL, "--background", "never", "--pin", "pin/me.bin")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := b.Metrics(ctx)
+		if err == nil && m["swarmfs_fuse_pinned_bytes"] == size {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("object not pinned after 30s (metrics err %v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	status := string(mustRead(t, fmt.Sprintf("/proc/%d/status", b.Pid())))
+	var lockedKB int
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &lockedKB)
+		}
+	}
+	if lockedKB < size>>10 {
+		t.Errorf("daemon VmLck = %d kB; want at least %d", lockedKB, size>>10)
+	}
+	files, _ := filepath.Glob(filepath.Join(b.Dir, "data", "*", "data"))
+	if len(files) != 1 {
+		t.Fatalf("backing files: %v", files)
+	}
+	if out := mustRun(t, ctx, "vmtouch", "-v", files[0]); !strings.Contains(out, "100%") {
+		t.Errorf("vmtouch of the pinned backing file:\n%s", out)
+	}
+	if sum := mustRun(t, ctx, "sha256sum", filepath.Join(mnt, "pin", "me.bin")); !strings.HasPrefix(sum, swarmtest.SHA256(data)) {
+		t.Errorf("sha256sum of the pinned object = %q", sum)
+	}
+}

@@ -302,3 +302,6 @@ func tail(s string, n int) string {
 
 // Signal sends sig to the process.
 func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
+
+// Pid returns the process id.
+func (n *Node) Pid() int { return n.cmd.Process.Pid }

@@ -70,6 +70,8 @@ type Config struct {
 	Trackers []string
 	// Origin is the fallback origin URL for joined .torrent objects.
 	Origin string
+	// Pin lists mount paths to keep resident in RAM once they exist.
+	Pin []string
 }
 
 // AddFlags registers the daemon's flags and those of its packages.
@@ -94,6 +96,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.Peers, "peer", nil, "known peer host:port for joined objects (repeatable)")
 	fs.StringArrayVar(&c.Trackers, "tracker", nil, "announce URL for every object (repeatable; one tier, tried in turn)")
 	fs.StringVar(&c.Origin, "origin", "", "origin URL used as fallback for joined .torrent objects after a stall")
+	fs.StringArrayVar(&c.Pin, "pin", nil, "object path to download fully and keep resident in RAM (repeatable; needs --mount)")
 	// Object data defaults to <state-dir>/data.
 	c.Swarm.DataDir = ""
 	if f := fs.Lookup("data-dir"); f != nil {
@@ -226,8 +229,9 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
 	var mnt *swarmfs.FS
+	var cache *index.Cache
 	if cfg.FS.Mountpoint != "" {
-		cache := ix.NewCache()
+		cache = ix.NewCache()
 		defer cache.Close()
 		sctx, cancel := context.WithTimeout(ctx, cfg.Index.RequestTimeout+cfg.Index.DialTimeout)
 		err := cache.WaitSynced(sctx)
@@ -253,6 +257,16 @@ func Run(ctx context.Context, cfg Config) error {
 	defer unmount()
 	if err := n.startup(ctx); err != nil {
 		return err
+	}
+	if len(cfg.Pin) > 0 && mnt == nil {
+		return errors.New("--pin needs --mount")
+	}
+	for _, p := range cfg.Pin {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.pinWhenPresent(ctx, mnt, cache, p)
+		}()
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "cause", context.Cause(ctx))

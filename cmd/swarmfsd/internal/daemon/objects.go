@@ -12,6 +12,7 @@ import (
 
 	"github.com/anacrolix/torrent/metainfo"
 
+	swarmfs "swarmfs/fs"
 	"swarmfs/index"
 	"swarmfs/swarm"
 )
@@ -262,4 +263,21 @@ func writeMetainfo(dir string, o *swarm.Object, trackers []string) error {
 		return fmt.Errorf("write metainfo: %w", err)
 	}
 	return nil
+}
+
+// pinWhenPresent pins path once it is in the namespace.
+func (n *node) pinWhenPresent(ctx context.Context, mnt *swarmfs.FS, cache *index.Cache, path string) {
+	for {
+		if _, ok := cache.Lookup(path); ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if _, err := mnt.Pin(ctx, path); err != nil && ctx.Err() == nil {
+		n.log.Error("pin failed", "path", path, "err", err)
+	}
 }
