@@ -15,6 +15,7 @@ import (
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
+	"github.com/anacrolix/torrent/dialer"
 	"github.com/anacrolix/torrent/metainfo"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -32,6 +33,7 @@ type Client struct {
 	store  *store
 	origin *http.Client
 
+	shaped        net.Listener // our TCP listener when caps are set
 	originLimiter *rate.Limiter
 	originBytes   atomic.Int64 // conversion and fallback bytes
 	fallbacks     atomic.Int64 // stalls that started an origin fallback
@@ -81,6 +83,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		st.Close()
 		return nil, fmt.Errorf("clean conversion scratch dir: %w", err)
 	}
+	var shaped net.Listener
 	tcfg, err := torrentConfig(cfg, st, log)
 	if err != nil {
 		st.Close()
@@ -91,8 +94,20 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		st.Close()
 		return nil, fmt.Errorf("start torrent client on %s: %w", cfg.ListenAddr, err)
 	}
+	if tcfg.DisableTCP {
+		ln, d, err := shapedTCP(cfg.ListenAddr, newLimiter(cfg.UploadRate), newLimiter(cfg.DownloadRate))
+		if err != nil {
+			cl.Close()
+			st.Close()
+			return nil, err
+		}
+		cl.AddListener(ln)
+		cl.AddDialer(dialer.WithNetwork{Network: "tcp", Dialer: d})
+		shaped = ln
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Client{
+		shaped:        shaped,
 		cfg:           cfg,
 		log:           log,
 		cl:            cl,
@@ -149,12 +164,9 @@ func torrentConfig(cfg Config, st *store, log *slog.Logger) (*torrent.ClientConf
 	tc.Slogger = log.With("lib", "anacrolix")
 	tc.ExtendedHandshakeClientVersion = "swarmfs/" + Version
 	tc.HTTPUserAgent = "swarmfs/" + Version
-	if cfg.UploadRate > 0 {
-		tc.UploadRateLimiter = rate.NewLimiter(rate.Limit(cfg.UploadRate), int(max(cfg.UploadRate, 256<<10)))
-	}
-	if cfg.DownloadRate > 0 {
-		tc.DownloadRateLimiter = rate.NewLimiter(rate.Limit(cfg.DownloadRate), int(max(cfg.DownloadRate, 1<<20)))
-	}
+	// With caps, TCP goes through shaped sockets added after the client
+	// starts (see shaping.go).
+	tc.DisableTCP = cfg.UploadRate > 0 || cfg.DownloadRate > 0
 	return tc, nil
 }
 
@@ -174,6 +186,9 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	var errs []error
 	errs = append(errs, c.cl.Close()...)
+	if c.shaped != nil {
+		c.shaped.Close()
+	}
 	if err := c.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))
 	}

@@ -20,7 +20,7 @@ var (
 )
 
 // bin builds swarmfsd once per test binary.
-func bin(t *testing.T) string {
+func bin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "swarmfs-bin-")
