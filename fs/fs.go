@@ -206,12 +206,12 @@ func (f *FS) background(rec index.Record) {
 	f.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o, err := f.objs.Object(ctx, rec)
+	r, err := f.reader(ctx, rec)
 	if err != nil {
 		f.log.Warn("background download not started", "path", rec.Path, "err", err)
 		return
 	}
-	o.DownloadAll()
+	r.startBackground()
 }
 
 // reader returns the shared reader of rec's object, joining it if needed.

@@ -181,7 +181,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		n.fs.opened[n.rec.InfoHash] = true
 		n.fs.mu.Unlock()
 		if first {
-			r.o.DownloadAll()
+			r.startBackground()
 		}
 	}
 	h := &handle{node: n, r: r}

@@ -165,7 +165,7 @@ func (f *FS) Pin(ctx context.Context, path string) (index.Record, error) {
 	if err := f.pinner.checkLimit(rec.Size); err != nil {
 		return index.Record{}, fmt.Errorf("pin %s: %w", path, err)
 	}
-	r.o.DownloadAll()
+	r.startBackground()
 	if err := r.o.WaitComplete(ctx); err != nil {
 		return index.Record{}, fmt.Errorf("pin %s: %w", path, err)
 	}

@@ -45,6 +45,48 @@ type objectReader struct {
 	file   *os.File
 	notify chan struct{} // closed and replaced on every piece state change
 	stop   func()
+
+	// Foreground over background: while any read waits, the background
+	// download (normal-priority pieces) is paused so the swarm serves the
+	// waiting pieces first; it resumes when no read waits.
+	bgMu       sync.Mutex
+	background bool // the whole object was asked for
+	waiting    int  // reads blocked on pieces
+}
+
+// startBackground asks for the whole object at normal priority (paused
+// while reads wait).
+func (r *objectReader) startBackground() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	r.background = true
+	if r.waiting == 0 {
+		r.o.DownloadAll()
+	}
+}
+
+func (r *objectReader) enterWait() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	r.waiting++
+	if r.waiting == 1 && r.background {
+		// Drop background pieces to no priority: anacrolix cancels their
+		// outstanding requests, so the waiting pieces are next in line.
+		for i := range r.o.NumPieces() {
+			if ps := r.t.PieceState(i); !ps.Complete && ps.Priority == torrent.PiecePriorityNormal {
+				r.t.Piece(i).SetPriority(torrent.PiecePriorityNone)
+			}
+		}
+	}
+}
+
+func (r *objectReader) leaveWait() {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	r.waiting--
+	if r.waiting == 0 && r.background {
+		r.o.DownloadAll() // raises only: read priorities stay
+	}
 }
 
 func newObjectReader(o *swarm.Object, cfg Config, log *slog.Logger, m *metrics, closed <-chan struct{}) *objectReader {
@@ -234,7 +276,9 @@ func (r *objectReader) wait(ctx context.Context, miss []int, off, n int64) error
 	}
 	r.m.blocked.Inc()
 	r.m.blockedNow.Add(1)
+	r.enterWait()
 	defer func() {
+		r.leaveWait()
 		r.m.blocked.Dec()
 		r.m.blockedNow.Add(-1)
 	}()

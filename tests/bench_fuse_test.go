@@ -156,7 +156,7 @@ func BenchmarkMountForegroundUnderBackground(b *testing.B) {
 	ctx, dir := benchEnv(b)
 	const size = 512 << 20
 	origin := newOriginB(b, "/bg.bin", swarmtest.Data(63, size))
-	a := benchNode(b, dir, "a", "--add", origin.URL("/bg.bin"), "--upload-rate", os.Getenv("BENCH_UPLOAD"))
+	a := benchNode(b, dir, "a", "--add", origin.URL("/bg.bin"), "--upload-rate", "64MiB")
 	if _, err := a.WaitComplete(ctx, 1); err != nil {
 		b.Fatal(err)
 	}
