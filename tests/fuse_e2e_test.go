@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"swarmfs/index"
 	"swarmfs/index/indextest"
 	"swarmfs/swarm/swarmtest"
 	"swarmfs/tests/harness"
@@ -157,6 +158,16 @@ func TestLazyReadFetchesFewPieces(t *testing.T) {
 	if pieces < 1 || pieces > 3 {
 		t.Errorf("fetched %d pieces for a 4 KiB read; want 1 to 3", pieces)
 	}
+	if p := mustRun(t, ctx, "getfattr", "--absolute-names", "--only-values", "-n", "user.swarmfs.progress", file); !strings.HasSuffix(p, fmt.Sprintf(" %d/%d", int64(verified), size)) {
+		t.Errorf("progress xattr = %q; want .../%d verified", p, size)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	if ra := strings.TrimSpace(string(mustRead(t, fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", st.Dev>>8&0xfff, st.Dev&0xff|(st.Dev>>12)&^0xff)))); ra != "16384" {
+		t.Errorf("mount read_ahead_kb = %s; want 16384 (raised as root)", ra)
+	}
 	// du follows progress: st_blocks counts verified bytes (attributes of
 	// incomplete objects are cached for 1 s).
 	wantDu := strconv.Itoa(int(verified)/1024) + "\t"
@@ -271,5 +282,42 @@ func TestBlockedReadsInterruptAndUnmount(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("blocked read still hangs 20s after unmount")
+	}
+}
+
+// The mount follows the index live: a new object appears, a deleted one
+// disappears, without a remount.
+func TestMountFollowsIndex(t *testing.T) {
+	harness.RequireFUSE(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cluster := indextest.NewCluster(t, 1)
+	ix := openIndex(t, cluster)
+	dir := t.TempDir()
+	_, mnt := mountNode(t, ctx, dir, "a", "--etcd-endpoints", strings.Join(cluster.Endpoints(), ","))
+	rec := index.Record{Path: "live/new.img", InfoHash: strings.Repeat("ab", 20), Size: 12345, PieceLength: 1 << 20,
+		Source: index.Source{Kind: index.SourceURL, URL: "http://origin.invalid/new.img"}}
+	if _, err := ix.Publish(ctx, rec, []byte("d4:name1:xe")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(mnt, "live", "new.img")
+	waitPath(t, file, 5*time.Second)
+	if out := mustRun(t, ctx, "stat", "-c", "%s", file); out != "12345" {
+		t.Errorf("stat size of the new object = %q; want 12345", out)
+	}
+	if err := ix.Delete(ctx, "live/new.img"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, errFile := os.Stat(file)
+		_, errDir := os.Stat(filepath.Join(mnt, "live"))
+		if os.IsNotExist(errFile) && os.IsNotExist(errDir) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deleted object still visible after 5s: %v, dir %v", errFile, errDir)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
