@@ -67,7 +67,7 @@ demo: build deps-demo
 	$(GO) run ./tests/demo --dir demo --bin $(BIN)
 
 bench: check-go
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
 	rm -rf $(BIN) demo
