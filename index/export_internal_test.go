@@ -38,4 +38,3 @@ func testIndex(t *testing.T) *Index {
 	t.Cleanup(func() { ix.Close() })
 	return ix
 }
-
