@@ -152,3 +152,56 @@ func TestAddTakeoverAfterConverterKilled(t *testing.T) {
 		t.Errorf("origin saw %d full GETs; want 2 (the killed conversion and the takeover)", fg)
 	}
 }
+
+// A node stopped mid-download and started again on its state dir resumes
+// the object without the --add that brought it, keeps its verified pieces,
+// and still has its origin fallback.
+func TestRestartedNodeResumes(t *testing.T) {
+	const size = 24 << 20
+	data := swarmtest.Data(23, size)
+	origin := newOrigin(t, "/r.img", data)
+	cluster := indextest.NewCluster(t, 1)
+	etcd := strings.Join(cluster.Endpoints(), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	a := startNode(t, dir, "a", "--etcd-endpoints", etcd, "--add", origin.URL("/r.img"), "--upload-rate", "4MiB", "--min-piece-length", "1MiB")
+	if _, err := a.WaitComplete(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, dir, "b", "--etcd-endpoints", etcd, "--add", origin.URL("/r.img"), "--stall-timeout", "2s")
+	var had int64
+	deadline := time.Now().Add(30 * time.Second)
+	for had < 6<<20 {
+		m, err := b.Metrics(ctx)
+		if err == nil {
+			had = int64(m[`swarmfs_swarm_object_bytes{state="verified"}`])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b has only %d bytes after 30s", had)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	a.Kill() // only the origin is left: the resumed node needs its fallback
+	b2 := startNode(t, dir, "b", "--etcd-endpoints", etcd, "--stall-timeout", "2s")
+	if _, err := b2.WaitComplete(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := openIndex(t, cluster).Get(ctx, "r.img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha, err := harness.FileSHA256(dataFile(b2, rec.InfoHash)); err != nil || sha != swarmtest.SHA256(data) {
+		t.Fatalf("resumed copy sha256 = %s, %v", sha, err)
+	}
+	f, err := b2.Figures(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.OriginBytes == 0 || f.PeerBytes+f.OriginBytes > size-had+(1<<20) {
+		t.Errorf("after restart: %d bytes from peers, %d from the origin; want only the missing %d (+1 piece) and some from the origin", f.PeerBytes, f.OriginBytes, size-had)
+	}
+}

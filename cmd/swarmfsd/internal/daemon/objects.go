@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -103,6 +104,7 @@ func (n *node) add(ctx context.Context, path, rawURL string) (index.Record, erro
 	}
 	if converted && seeded != nil {
 		seeded.AddTrackers(n.cfg.Trackers)
+		n.saveRecord(rec)
 		return rec, nil
 	}
 	o, err := n.joinRecord(ctx, rec)
@@ -145,6 +147,7 @@ func (n *node) joinRecord(ctx context.Context, rec index.Record) (*swarm.Object,
 	if err != nil {
 		return nil, err
 	}
+	n.saveRecord(rec)
 	// Seed while downloading: others may fetch what this node has.
 	if err := n.reg.Hold(ctx, rec.InfoHash); err != nil {
 		n.log.Warn("could not record held object", "infohash", rec.InfoHash, "err", err)
@@ -208,15 +211,18 @@ func (n *node) resume(ctx context.Context) {
 		if !e.IsDir() || len(ih) != 40 || h.FromHexString(ih) != nil {
 			continue
 		}
-		o, err := n.joinRecord(ctx, index.Record{InfoHash: ih})
+		rec := n.loadRecord(ih)
+		o, err := n.joinRecord(ctx, rec)
 		if err != nil {
 			if !errors.Is(err, index.ErrNotFound) {
 				n.log.Warn("cannot resume object", "infohash", ih, "err", err)
 			}
 			continue
 		}
-		o.DownloadAll()
-		n.log.Info("resumed object", "infohash", ih)
+		if n.cfg.FS.Background != swarmfs.BackgroundNever {
+			o.DownloadAll()
+		}
+		n.log.Info("resumed object", "infohash", ih, "path", rec.Path)
 	}
 }
 
@@ -280,4 +286,34 @@ func (n *node) pinWhenPresent(ctx context.Context, mnt *swarmfs.FS, cache *index
 	if _, err := mnt.Pin(ctx, path); err != nil && ctx.Err() == nil {
 		n.log.Error("pin failed", "path", path, "err", err)
 	}
+}
+
+// Records of held objects are kept in <state-dir>/records so a restarted
+// node resumes them with their origin (for the fallback) and path.
+func (n *node) recordPath(ih string) string {
+	return filepath.Join(n.cfg.StateDir, "records", ih+".json")
+}
+
+func (n *node) saveRecord(rec index.Record) {
+	if rec.Path == "" {
+		return // nothing more than the infohash is known
+	}
+	b, err := json.Marshal(rec)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(n.recordPath(rec.InfoHash)), 0o750)
+	}
+	if err == nil {
+		err = os.WriteFile(n.recordPath(rec.InfoHash), b, 0o640)
+	}
+	if err != nil {
+		n.log.Warn("could not keep the object's record for restarts", "infohash", rec.InfoHash, "err", err)
+	}
+}
+
+func (n *node) loadRecord(ih string) index.Record {
+	var rec index.Record
+	if b, err := os.ReadFile(n.recordPath(ih)); err == nil && json.Unmarshal(b, &rec) == nil && rec.InfoHash == ih {
+		return rec
+	}
+	return index.Record{InfoHash: ih}
 }
