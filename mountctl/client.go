@@ -110,38 +110,38 @@ func (c *Client) List(ctx context.Context, req ListRequest) ([]Object, error) {
 // Stat describes an object.
 func (c *Client) Stat(ctx context.Context, path string) (Object, error) {
 	var o Object
-	return o, c.do(ctx, http.MethodGet, "/v1/objects/"+escapePath(path), nil, nil, &o)
+	return o, c.doPath(ctx, http.MethodGet, "/v1/objects/", path, nil, &o)
 }
 
 // Warm starts a full download of path, and with wait waits for it.
 func (c *Client) Warm(ctx context.Context, path string, wait bool) (Object, error) {
 	var o Object
-	return o, c.do(ctx, http.MethodPost, "/v1/warm/"+escapePath(path), nil, WarmRequest{Wait: wait}, &o)
+	return o, c.doPath(ctx, http.MethodPost, "/v1/warm/", path, WarmRequest{Wait: wait}, &o)
 }
 
 // Evict drops this node's copy of path.
 func (c *Client) Evict(ctx context.Context, path string) (Object, error) {
 	var o Object
-	return o, c.do(ctx, http.MethodPost, "/v1/evict/"+escapePath(path), nil, nil, &o)
+	return o, c.doPath(ctx, http.MethodPost, "/v1/evict/", path, nil, &o)
 }
 
 // Delete removes path from the index cluster-wide. It sends path as the
 // confirmation: callers confirm with their user first.
 func (c *Client) Delete(ctx context.Context, path string, evict bool) (DeleteResult, error) {
 	var d DeleteResult
-	return d, c.do(ctx, http.MethodDelete, "/v1/objects/"+escapePath(path), nil, DeleteRequest{Confirm: path, Evict: evict}, &d)
+	return d, c.doPath(ctx, http.MethodDelete, "/v1/objects/", path, DeleteRequest{Confirm: path, Evict: evict}, &d)
 }
 
 // Pin keeps path's data in RAM.
 func (c *Client) Pin(ctx context.Context, path string) (Object, error) {
 	var o Object
-	return o, c.do(ctx, http.MethodPost, "/v1/pin/"+escapePath(path), nil, nil, &o)
+	return o, c.doPath(ctx, http.MethodPost, "/v1/pin/", path, nil, &o)
 }
 
 // Unpin releases a pin.
 func (c *Client) Unpin(ctx context.Context, path string) (Object, error) {
 	var o Object
-	return o, c.do(ctx, http.MethodDelete, "/v1/pin/"+escapePath(path), nil, nil, &o)
+	return o, c.doPath(ctx, http.MethodDelete, "/v1/pin/", path, nil, &o)
 }
 
 // Status describes the node.
@@ -157,6 +157,15 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	return l.Nodes, err
 }
 
+// objectPath is the route prefix plus the escaped object path; a path the
+// server would refuse is refused here with the same error.
+func objectPath(prefix, p string) (string, error) {
+	if err := checkPath(p); err != nil {
+		return "", Invalid("path", err)
+	}
+	return prefix + escapePath(p), nil
+}
+
 // escapePath escapes each segment, keeping the slashes.
 func escapePath(p string) string {
 	segs := strings.Split(p, "/")
@@ -168,6 +177,14 @@ func escapePath(p string) string {
 
 // maxAnswerBytes bounds what the client reads of an answer.
 const maxAnswerBytes = 64 << 20
+
+func (c *Client) doPath(ctx context.Context, method, prefix, path string, in, out any) error {
+	p, err := objectPath(prefix, path)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, p, nil, in, out)
+}
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	var body io.Reader

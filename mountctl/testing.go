@@ -20,6 +20,9 @@ type Fake struct {
 	Calls   []string
 	Node    NodeStatus
 	Cluster []Node
+	// Hook, if set, rewrites every object a method returns (and stores
+	// it): tests use it to make progress happen.
+	Hook func(method string, o Object) Object
 }
 
 // NewFake returns a Fake holding objs (by path).
@@ -75,6 +78,17 @@ func (f *Fake) put(o Object) Object {
 	return o
 }
 
+// hook applies Hook to what method returns.
+func (f *Fake) hook(method string, o Object, err error) (Object, error) {
+	f.mu.Lock()
+	h := f.Hook
+	f.mu.Unlock()
+	if err != nil || h == nil {
+		return o, err
+	}
+	return f.put(h(method, o)), nil
+}
+
 // Add implements Controller: the object appears complete.
 func (f *Fake) Add(_ context.Context, req AddRequest) (Object, error) {
 	if err := f.call("Add", req.URL); err != nil {
@@ -124,7 +138,8 @@ func (f *Fake) Stat(_ context.Context, path string) (Object, error) {
 	if err := f.call("Stat", path); err != nil {
 		return Object{}, err
 	}
-	return f.get(path)
+	o, err := f.get(path)
+	return f.hook("Stat", o, err)
 }
 
 // Warm implements Controller: the object becomes complete.
@@ -137,7 +152,10 @@ func (f *Fake) Warm(_ context.Context, path string, wait bool) (Object, error) {
 		return o, err
 	}
 	o.State, o.Progress, o.BytesCompleted = StateComplete, 1, o.Size
-	return f.put(o), nil
+	if f.Hook != nil {
+		o, _ = f.get(path)
+	}
+	return f.hook("Warm", f.put(o), nil)
 }
 
 // Evict implements Controller.
