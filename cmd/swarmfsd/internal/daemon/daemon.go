@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"swarmfs/index"
+	"swarmfs/mountctl"
 	"swarmfs/swarm"
 )
 
@@ -30,6 +31,9 @@ import (
 type Config struct {
 	Swarm swarm.Config
 	Index index.Config
+	// API is the control API (mountctl); its socket defaults to
+	// <state-dir>/mountctl.sock.
+	API mountctl.Config
 
 	// StateDir holds the node id, the embedded etcd member and, unless
 	// --data-dir is given, object data. Default /var/lib/swarmfs.
@@ -74,6 +78,7 @@ type Config struct {
 func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Swarm.AddFlags(fs)
 	c.Index.AddFlags(fs)
+	c.API.AddFlags(fs)
 	fs.StringVar(&c.StateDir, "state-dir", "/var/lib/swarmfs", "node state: id, embedded etcd, and data unless --data-dir is set")
 	fs.StringVar(&c.NodeID, "node-id", "", "node name in the registry (default: random, kept in the state dir)")
 	fs.StringVar(&c.Rack, "rack", "", "rack label for locality-aware peer lists")
@@ -220,6 +225,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
+	stopAPI, err := n.serveAPI(ctx, reg)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
 	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
 	if err := n.startup(ctx); err != nil {
@@ -256,4 +266,5 @@ type node struct {
 	reg    *index.Registration
 	http   *http.Client // origin HEAD requests
 	wg     sync.WaitGroup
+	api    *apiState // control API (api.go)
 }
