@@ -290,7 +290,7 @@ func (s *Server) endpoint(route string, f func(*http.Request) (any, error)) http
 			code = e.HTTPStatus()
 			writeJSON(w, code, errorBody{Error: e})
 			lv := slog.LevelDebug
-			if code >= 500 {
+			if code >= 500 && code != http.StatusNotImplemented {
 				lv = slog.LevelWarn
 			}
 			s.log.Log(r.Context(), lv, "api request failed", "route", route, "status", code, "err", err, "duration", time.Since(start))
