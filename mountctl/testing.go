@@ -142,7 +142,8 @@ func (f *Fake) Stat(_ context.Context, path string) (Object, error) {
 	return f.hook("Stat", o, err)
 }
 
-// Warm implements Controller: the object becomes complete.
+// Warm implements Controller: the object becomes complete (unless a Hook
+// is set, which then decides).
 func (f *Fake) Warm(_ context.Context, path string, wait bool) (Object, error) {
 	if err := f.call("Warm", fmt.Sprintf("%s wait=%v", path, wait)); err != nil {
 		return Object{}, err
@@ -151,11 +152,14 @@ func (f *Fake) Warm(_ context.Context, path string, wait bool) (Object, error) {
 	if err != nil {
 		return o, err
 	}
-	o.State, o.Progress, o.BytesCompleted = StateComplete, 1, o.Size
-	if f.Hook != nil {
-		o, _ = f.get(path)
+	f.mu.Lock()
+	hooked := f.Hook != nil
+	f.mu.Unlock()
+	if hooked {
+		return f.hook("Warm", o, nil) // the Hook makes the progress
 	}
-	return f.hook("Warm", f.put(o), nil)
+	o.State, o.Progress, o.BytesCompleted = StateComplete, 1, o.Size
+	return f.put(o), nil
 }
 
 // Evict implements Controller.
