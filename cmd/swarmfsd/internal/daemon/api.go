@@ -100,15 +100,16 @@ func (n *node) serveAPI(ctx context.Context, reg prometheus.Registerer) (stop fu
 	if cfg.Socket == "" {
 		cfg.Socket = filepath.Join(n.cfg.StateDir, mountctl.SocketFileName)
 	}
-	n.api = &apiState{bg: ctx, started: time.Now(), watches: map[string]context.CancelFunc{}}
 	srv, err := mountctl.NewServer(n, cfg, mountctl.WithLogger(n.log), mountctl.WithRegisterer(reg))
 	if err != nil {
 		return nil, err
 	}
+	// Complete before the first request can arrive.
+	n.api = &apiState{bg: ctx, started: time.Now(), cache: n.ix.NewCache(), watches: map[string]context.CancelFunc{}}
 	if err := srv.Start(); err != nil {
+		n.api.cache.Close()
 		return nil, err
 	}
-	n.api.cache = n.ix.NewCache()
 	stopc, done := make(chan struct{}), make(chan struct{})
 	n.wg.Add(2)
 	go func() {
