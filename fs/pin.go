@@ -196,3 +196,11 @@ func (f *FS) pinnedBytes() int64 {
 	defer f.pinner.mu.Unlock()
 	return f.pinner.locked
 }
+
+// IsPinned reports whether the object with infohash ih is pinned.
+func (f *FS) IsPinned(ih string) bool {
+	f.pinner.mu.Lock()
+	defer f.pinner.mu.Unlock()
+	_, ok := f.pinner.pins[ih]
+	return ok
+}

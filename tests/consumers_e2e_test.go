@@ -173,13 +173,7 @@ func TestMountPin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	status := string(mustRead(t, fmt.Sprintf("/proc/%d/status", b.Pid())))
-	var lockedKB int
-	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
-			fmt.Sscanf(strings.TrimSpace(v), "%d", &lockedKB)
-		}
-	}
+	lockedKB := vmLck(t, b.Pid())
 	if lockedKB < size>>10 {
 		t.Errorf("daemon VmLck = %d kB; want at least %d", lockedKB, size>>10)
 	}
@@ -193,4 +187,32 @@ func TestMountPin(t *testing.T) {
 	if sum := mustRun(t, ctx, "sha256sum", filepath.Join(mnt, "pin", "me.bin")); !strings.HasPrefix(sum, swarmtest.SHA256(data)) {
 		t.Errorf("sha256sum of the pinned object = %q", sum)
 	}
+
+	// mountctl unpin releases the lock; mountctl pin takes it again.
+	mountctl := func(args ...string) string {
+		return mustRun(t, ctx, filepath.Join(bin(t), "mountctl"), append([]string{"--socket", filepath.Join(b.Dir, "mountctl.sock")}, args...)...)
+	}
+	locked := func() int { return vmLck(t, b.Pid()) }
+	mountctl("unpin", "pin/me.bin")
+	if kb := locked(); kb >= size>>10 {
+		t.Errorf("VmLck after mountctl unpin = %d kB; want the object released", kb)
+	}
+	if out := mountctl("-o", "json", "pin", "pin/me.bin"); !strings.Contains(out, `"pinned": true`) {
+		t.Errorf("mountctl pin output:\n%s", out)
+	}
+	if kb := locked(); kb < size>>10 {
+		t.Errorf("VmLck after mountctl pin = %d kB; want at least %d", kb, size>>10)
+	}
+}
+
+// vmLck returns the locked memory of process pid in kB.
+func vmLck(t *testing.T, pid int) int {
+	t.Helper()
+	var kb int
+	for _, line := range strings.Split(string(mustRead(t, fmt.Sprintf("/proc/%d/status", pid))), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmLck:"); ok {
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+		}
+	}
+	return kb
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 
 	swarmfs "swarmfs/fs"
 	"swarmfs/index"
+	"swarmfs/mountctl"
 	"swarmfs/swarm"
 )
 
@@ -32,6 +34,9 @@ type Config struct {
 	Swarm swarm.Config
 	Index index.Config
 	FS    swarmfs.Config
+	// API is the control API (mountctl); its socket defaults to
+	// <state-dir>/mountctl.sock.
+	API mountctl.Config
 
 	// StateDir holds the node id, the embedded etcd member and, unless
 	// --data-dir is given, object data. Default /var/lib/swarmfs.
@@ -79,6 +84,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	c.Swarm.AddFlags(fs)
 	c.Index.AddFlags(fs)
 	c.FS.AddFlags(fs)
+	c.API.AddFlags(fs)
 	fs.StringVar(&c.StateDir, "state-dir", "/var/lib/swarmfs", "node state: id, embedded etcd, and data unless --data-dir is set")
 	fs.StringVar(&c.NodeID, "node-id", "", "node name in the registry (default: random, kept in the state dir)")
 	fs.StringVar(&c.Rack, "rack", "", "rack label for locality-aware peer lists")
@@ -226,6 +232,11 @@ func Run(ctx context.Context, cfg Config) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
+	stopAPI, err := n.serveAPI(ctx, reg)
+	if err != nil {
+		return err
+	}
+	defer stopAPI()
 	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
 	var mnt *swarmfs.FS
@@ -243,10 +254,12 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return err
 		}
+		n.mnt.Store(mnt)
 	}
 	// At shutdown the mount goes first: blocked reads fail with EIO at
 	// once, before anything they depend on is closed.
 	unmount := func() {
+		n.mnt.Store(nil)
 		if mnt != nil {
 			if err := mnt.Unmount(); err != nil {
 				log.Error("unmount", "err", err)
@@ -293,6 +306,7 @@ func (e etcdGatherer) Gather() ([]*dto.MetricFamily, error) {
 // node is one running swarmfsd.
 type node struct {
 	ctx    context.Context // the node's lifetime
+	mnt    atomic.Pointer[swarmfs.FS]
 	cfg    Config
 	log    *slog.Logger
 	id     string
@@ -301,4 +315,5 @@ type node struct {
 	reg    *index.Registration
 	http   *http.Client // origin HEAD requests
 	wg     sync.WaitGroup
+	api    *apiState // control API (api.go)
 }

@@ -170,6 +170,8 @@ func (n *node) watch(o *swarm.Object, ih string) {
 		go func() { done <- o.WaitComplete(ctx) }()
 		for {
 			select {
+			case <-o.Torrent().Closed(): // evicted or dropped
+				return
 			case err := <-done:
 				if err == nil {
 					st := o.Stats()
