@@ -224,30 +224,62 @@ func (ix *Index) LookupSource(ctx context.Context, src Source) (Record, int64, e
 }
 
 // Delete removes path and all its versions from the index. Data already
-// on nodes stays until they evict it.
+// on nodes stays until they evict it. It reads the path's keys and deletes
+// them in one transaction that fails if any of them changed in between
+// (then it reads again; three tries).
 func (ix *Index) Delete(ctx context.Context, path string) error {
-	vs, err := ix.Versions(ctx, path)
-	if err != nil {
+	if err := ValidatePath(path); err != nil {
 		return err
 	}
-	cur, err := ix.Get(ctx, path)
-	if err != nil {
-		return err
-	}
-	keys := map[string]bool{objectsDir + path: true}
-	for _, v := range append(vs, cur) {
-		keys[versionsDir+path+"/"+v.InfoHash] = true
-		if v.Source.Kind == SourceURL {
-			keys[sourcesDir+v.Source.Key()] = true
+	vpfx := versionsDir + path + "/"
+	for range 3 {
+		snap, err := ix.txn(ctx, "delete_read", nil, []clientv3.Op{
+			clientv3.OpGet(objectsDir + path),
+			clientv3.OpGet(vpfx, clientv3.WithPrefix()),
+		}, nil)
+		if err != nil {
+			return fmt.Errorf("index: delete %s: %w", path, err)
+		}
+		cur := snap.Responses[0].GetResponseRange().Kvs
+		if len(cur) == 0 {
+			return fmt.Errorf("%w: %s", ErrNotFound, path)
+		}
+		keys := map[string]bool{objectsDir + path: true}
+		versions := 0
+		for _, kv := range append(cur, snap.Responses[1].GetResponseRange().Kvs...) {
+			k := string(kv.Key)
+			if strings.HasPrefix(k, vpfx) && strings.Contains(strings.TrimPrefix(k, vpfx), "/") {
+				continue // a version of a path below this one
+			}
+			r, err := decodeRecord(kv.Value)
+			if err != nil {
+				return err
+			}
+			if k != objectsDir+path {
+				versions++
+			}
+			keys[vpfx+r.InfoHash] = true
+			if r.Source.Kind == SourceURL {
+				keys[sourcesDir+r.Source.Key()] = true
+			}
+		}
+		rev := snap.Header.Revision
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(objectsDir+path), "=", cur[0].ModRevision),
+			clientv3.Compare(clientv3.ModRevision(vpfx).WithPrefix(), "<", rev+1),
+		}
+		var ops []clientv3.Op
+		for k := range keys {
+			ops = append(ops, clientv3.OpDelete(k))
+		}
+		resp, err := ix.txn(ctx, "delete", cmps, ops, nil)
+		if err != nil {
+			return fmt.Errorf("index: delete %s: %w", path, err)
+		}
+		if resp.Succeeded {
+			ix.log.Info("deleted", "path", path, "versions", versions)
+			return nil
 		}
 	}
-	var ops []clientv3.Op
-	for k := range keys {
-		ops = append(ops, clientv3.OpDelete(k))
-	}
-	if _, err := ix.txn(ctx, "delete", nil, ops, nil); err != nil {
-		return fmt.Errorf("index: delete %s: %w", path, err)
-	}
-	ix.log.Info("deleted", "path", path, "versions", len(vs))
-	return nil
+	return fmt.Errorf("%w: %s kept changing while being deleted", ErrConflict, path)
 }

@@ -247,11 +247,17 @@ func (c *Client) Join(ctx context.Context, spec JoinSpec) (*Object, error) {
 			return nil, fmt.Errorf("join %s: %w", ih, err)
 		}
 	}
+	if o, ok := c.Object(ih); ok {
+		// Already held: its origin and fallback are set; only add peers.
+		o.AddTrackers(spec.Trackers)
+		o.AddPeers(spec.Peers)
+		return o, nil
+	}
 	o, err := c.addObject(ctx, ih, spec.InfoBytes, info)
 	if err != nil {
 		return nil, err
 	}
-	o.origin = originSource{url: spec.OriginURL, want: spec.Origin}
+	o.originOnce.Do(func() { o.origin = originSource{url: spec.OriginURL, want: spec.Origin} })
 	o.AddTrackers(spec.Trackers)
 	o.AddPeers(spec.Peers)
 	if spec.OriginURL != "" && !c.cfg.NoOriginFallback {

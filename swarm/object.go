@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/anacrolix/torrent"
@@ -19,7 +20,8 @@ type Object struct {
 	infoBytes []byte
 	log       *slog.Logger
 
-	origin          originSource
+	origin          originSource // set once, before the fallback starts
+	originOnce      sync.Once
 	originBytes     atomic.Int64 // bytes this object got from the origin
 	fallbackStarted atomic.Bool
 }
