@@ -1,17 +1,24 @@
 // Command demo runs swarmfs on one machine with embedded defaults: a local
-// HTTP origin serving a generated object, one converting node and several
-// downloading nodes (real swarmfsd processes on loopback). It prints, per
-// node, the time to a verified copy, bytes from peers and from the origin,
-// and whether the copy's sha256 matches the origin's.
+// HTTP origin serving a generated dataset file, nodes (real swarmfsd
+// processes on loopback; node0 runs the embedded etcd member) each
+// mounting the namespace under <dir>/nodeN/mnt, one `mountctl add` on
+// node0, and then every mount read in parallel with sha256sum. It prints,
+// per node, the time of that read, bytes from peers and from the origin,
+// and whether the checksum matches the origin's. It unmounts and stops
+// everything on exit, Ctrl-C and failure included.
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -26,36 +33,193 @@ import (
 
 func main() {
 	var (
-		dir        = pflag.String("dir", "demo", "state directory of the demo nodes (emptied first)")
-		bin        = pflag.String("bin", "bin", "directory holding swarmfsd")
-		size       swarm.ByteSize
-		originRate swarm.ByteSize
-		uploadRate swarm.ByteSize
-		nodes      = pflag.Int("nodes", 4, "downloading nodes")
-		timeout    = pflag.Duration("timeout", 5*time.Minute, "give up after this long")
+		dir     = pflag.String("dir", "demo", "state directory of the demo nodes (emptied first)")
+		bin     = pflag.String("bin", "bin", "directory holding swarmfsd and mountctl")
+		nodes   = pflag.Int("nodes", 4, "nodes, each with a mount")
+		timeout = pflag.Duration("timeout", 5*time.Minute, "give up after this long")
+		size    = swarm.ByteSize(256 << 20)
+		orate   = swarm.ByteSize(64 << 20)
+		urate   swarm.ByteSize
 	)
-	size, originRate, uploadRate = 256<<20, 64<<20, 0
 	pflag.Var(&size, "size", "object size")
-	pflag.Var(&originRate, "origin-rate", "origin's send rate per second (0: unlimited)")
-	pflag.Var(&uploadRate, "upload-rate", "each node's upload cap per second (0: none)")
+	pflag.Var(&orate, "origin-rate", "origin's send rate per second (0: unlimited)")
+	pflag.Var(&urate, "upload-rate", "each node's upload cap per second (0: none)")
 	pflag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := run(ctx, *dir, *bin, int64(size), int64(originRate), int64(uploadRate), *nodes); err != nil {
+	if err := run(ctx, demo{dir: *dir, bin: *bin, nodes: *nodes, size: int64(size), originRate: int64(orate), uploadRate: int64(urate)}); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
+type demo struct {
+	dir, bin                     string
+	nodes                        int
+	size, originRate, uploadRate int64
+}
+
 type row struct {
-	node       *harness.Node
-	role       string
-	done       time.Duration
-	figs       harness.Figures
-	sha        string
-	shaMatches bool
+	node  *harness.Node
+	mnt   string
+	took  time.Duration
+	figs  harness.Figures
+	match bool
+	err   error
+}
+
+func checkFUSE() error {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("the demo mounts FUSE filesystems and /dev/fuse is missing: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the demo mounts FUSE filesystems: run it as root")
+	}
+	return nil
+}
+
+func run(ctx context.Context, d demo) error {
+	if err := checkFUSE(); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(d.dir)
+	if err != nil {
+		return err
+	}
+	for _, m := range mountsUnder(dir) {
+		harness.ForceUnmount(m) // left over from an earlier, killed run
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clean %s: %w", dir, err)
+	}
+	bin, err := filepath.Abs(d.bin)
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"swarmfsd", "mountctl"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%w (run 'make build' first)", err)
+		}
+	}
+
+	fmt.Printf("generating a %s dataset…\n", humanize.IBytes(uint64(d.size)))
+	data := swarmtest.Data(42, d.size)
+	want := swarmtest.SHA256(data)
+	origin, err := swarmtest.NewOrigin()
+	if err != nil {
+		return err
+	}
+	defer origin.Close()
+	origin.Put("/datasets/demo.bin", data)
+	origin.SetRate(d.originRate)
+	url := origin.URL("/datasets/demo.bin")
+	fmt.Printf("origin   %s  sha256 %s…\n", url, want[:16])
+
+	var common []string
+	if d.uploadRate > 0 {
+		common = append(common, "--upload-rate", fmt.Sprint(d.uploadRate))
+	}
+	var rows []*row
+	defer func() {
+		// Unmount and stop, node0 (etcd) last, whatever happened.
+		for i := len(rows) - 1; i >= 0; i-- {
+			rows[i].node.Stop()
+			harness.ForceUnmount(rows[i].mnt)
+		}
+	}()
+	start := func(i int, extra ...string) (*row, error) {
+		name := fmt.Sprintf("node%d", i)
+		mnt := filepath.Join(dir, name, "mnt")
+		n, err := harness.StartNode(bin, dir, name, append(append([]string{"--mount", mnt}, common...), extra...)...)
+		if err != nil {
+			return nil, err
+		}
+		r := &row{node: n, mnt: mnt}
+		rows = append(rows, r)
+		if err := harness.WaitMounted(ctx, n, mnt); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
+	r0, err := start(0)
+	if err != nil {
+		return err
+	}
+	if err := waitHealthy(ctx, r0.node); err != nil {
+		return err
+	}
+	fmt.Printf("node0    etcd %s, mounted at %s\n", r0.node.EtcdURL, r0.mnt)
+	for i := 1; i < d.nodes; i++ {
+		if _, err := start(i, "--etcd-endpoints", r0.node.EtcdURL); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("node1‥%d mounted at %s/nodeN/mnt\n", d.nodes-1, dir)
+
+	add := exec.CommandContext(ctx, filepath.Join(bin, "mountctl"), "--socket", filepath.Join(r0.node.Dir, "mountctl.sock"),
+		"add", url, "--as", "datasets/demo.bin", "--wait")
+	fmt.Printf("$ mountctl add %s --as datasets/demo.bin --wait   (on node0)\n", url)
+	add.Stdout, add.Stderr = os.Stdout, os.Stdout
+	if err := add.Run(); err != nil {
+		return fmt.Errorf("mountctl add: %w", err)
+	}
+
+	fmt.Printf("reading datasets/demo.bin through all %d mounts at once…\n", d.nodes)
+	var wg sync.WaitGroup
+	for _, r := range rows {
+		file := filepath.Join(r.mnt, "datasets", "demo.bin")
+		if err := waitPath(ctx, file); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			var out bytes.Buffer
+			cmd := exec.CommandContext(ctx, "sha256sum", file)
+			cmd.Stdout, cmd.Stderr = &out, &out
+			r.err = cmd.Run()
+			r.took = time.Since(t0)
+			r.match = r.err == nil && strings.HasPrefix(out.String(), want)
+			if r.err != nil {
+				r.err = fmt.Errorf("%w: %s", r.err, strings.TrimSpace(out.String()))
+			}
+		}()
+	}
+	wg.Wait()
+	ok := true
+	for _, r := range rows {
+		if r.figs, err = r.node.Figures(ctx); err != nil {
+			return err
+		}
+		ok = ok && r.match
+	}
+
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "node\tread through mount\tfrom peers\tfrom origin\tsent\tsha256 matches\t")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%.2fs\t%s\t%s\t%s\t%v\t\n", r.node.Name, r.took.Seconds(),
+			humanize.IBytes(uint64(r.figs.PeerBytes)), humanize.IBytes(uint64(r.figs.OriginBytes)),
+			humanize.IBytes(uint64(r.figs.SentBytes)), r.match)
+	}
+	tw.Flush()
+	st := origin.Stats()
+	fmt.Printf("\norigin sent %s in %d GET requests (%d full): %.3f× the object for %d nodes\n",
+		humanize.IBytes(uint64(st.BodyBytes)), st.Gets, st.FullGets, float64(st.BodyBytes)/float64(d.size), d.nodes)
+	fmt.Printf("node state and logs: %s\n", dir)
+	for _, r := range rows {
+		if r.err != nil {
+			fmt.Printf("%s: %v\n", r.node.Name, r.err)
+		}
+	}
+	if !ok {
+		return fmt.Errorf("a read through a mount does not match the origin")
+	}
+	fmt.Println("result: OK")
+	return nil
 }
 
 func waitHealthy(ctx context.Context, n *harness.Node) error {
@@ -78,109 +242,31 @@ func waitHealthy(ctx context.Context, n *harness.Node) error {
 	}
 }
 
-func run(ctx context.Context, dir, bin string, size, originRate, uploadRate int64, nodes int) error {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return err
+func waitPath(ctx context.Context, p string) error {
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not appear: %w", p, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("clean %s: %w", dir, err)
-	}
-	bin, err = filepath.Abs(bin)
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(filepath.Join(bin, "swarmfsd")); err != nil {
-		return fmt.Errorf("%w (run 'make build' first)", err)
-	}
+}
 
-	fmt.Printf("generating a %s object…\n", humanize.IBytes(uint64(size)))
-	data := swarmtest.Data(42, size)
-	want := swarmtest.SHA256(data)
-	origin, err := swarmtest.NewOrigin()
+// mountsUnder lists mountpoints below dir.
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return err
+		return nil
 	}
-	defer origin.Close()
-	origin.Put("/images/demo.img", data)
-	origin.SetRate(originRate)
-	url := origin.URL("/images/demo.img")
-	fmt.Printf("origin  %s  sha256 %s…\n", url, want[:16])
-
-	common := []string{"--stall-timeout", "10s", "--add", "images/demo.img=" + url}
-	if uploadRate > 0 {
-		common = append(common, "--upload-rate", fmt.Sprint(uploadRate))
-	}
-	var all []*harness.Node
-	defer func() {
-		// node0 holds etcd: stop it last.
-		for i := len(all) - 1; i >= 0; i-- {
-			all[i].Stop()
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
 		}
-	}()
-	// node0 runs the embedded etcd member; the others use it. All of them
-	// add the same URL at once: one converts, the rest fetch from peers.
-	n0, err := harness.StartNode(bin, dir, "node0", common...)
-	if err != nil {
-		return err
 	}
-	all = append(all, n0)
-	if err := waitHealthy(ctx, n0); err != nil {
-		return err
-	}
-	fmt.Printf("node0   embedded etcd %s, metrics http://%s/metrics\n", n0.EtcdURL, n0.MetricsAddr)
-	for i := 1; i <= nodes; i++ {
-		n, err := harness.StartNode(bin, dir, fmt.Sprintf("node%d", i), append(common, "--etcd-endpoints", n0.EtcdURL)...)
-		if err != nil {
-			return err
-		}
-		all = append(all, n)
-	}
-	fmt.Printf("node0‥%d all added %s at once…\n", nodes, url)
-	var rows []*row
-	for _, n := range all {
-		t, err := n.WaitComplete(ctx, 1)
-		if err != nil {
-			return err
-		}
-		rows = append(rows, &row{node: n, done: t.Sub(n.Started)})
-	}
-	ok := true
-	for _, r := range rows {
-		if r.figs, err = r.node.Figures(ctx); err != nil {
-			return err
-		}
-		files, _ := filepath.Glob(filepath.Join(r.node.Dir, "data", "*", "data"))
-		if len(files) != 1 {
-			return fmt.Errorf("%s holds %d data files; want 1", r.node.Name, len(files))
-		}
-		if r.sha, err = harness.FileSHA256(files[0]); err != nil {
-			return err
-		}
-		r.role = "downloader"
-		if r.figs.OriginBytes >= size {
-			r.role = "converter"
-		}
-		r.shaMatches = r.sha == want
-		ok = ok && r.shaMatches
-	}
-
-	fmt.Println()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "node\trole\ttime\tfrom peers\tfrom origin\tsent\tsha256 matches\t")
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.2fs\t%s\t%s\t%s\t%v\t\n", r.node.Name, r.role, r.done.Seconds(),
-			humanize.IBytes(uint64(r.figs.PeerBytes)), humanize.IBytes(uint64(r.figs.OriginBytes)),
-			humanize.IBytes(uint64(r.figs.SentBytes)), r.shaMatches)
-	}
-	tw.Flush()
-	os := origin.Stats()
-	fmt.Printf("\norigin sent %s in %d GET requests (%d full): %.3f× the object for %d nodes\n",
-		humanize.IBytes(uint64(os.BodyBytes)), os.Gets, os.FullGets, float64(os.BodyBytes)/float64(size), nodes+1)
-	fmt.Printf("node state and logs: %s\n", dir)
-	if !ok {
-		return fmt.Errorf("a copy does not match the origin")
-	}
-	fmt.Println("result: OK")
-	return nil
+	return out
 }
