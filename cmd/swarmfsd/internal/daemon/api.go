@@ -327,7 +327,7 @@ func (n *node) Publish(ctx context.Context, req mountctl.PublishRequest) (mountc
 		}
 		return mountctl.Object{}, apiError(err)
 	}
-	so.AddTrackers(n.cfg.Trackers)
+	so.AddTrackers(n.trackers)
 	if err := n.reg.Hold(ctx, ih); err != nil {
 		n.log.Warn("could not record held object", "infohash", ih, "err", err)
 	}
@@ -553,7 +553,7 @@ func (n *node) Status(ctx context.Context) (mountctl.NodeStatus, error) {
 		},
 		Disk:     diskUse(n.cfg.Swarm.DataDir),
 		Etcd:     mountctl.EtcdHealth{Endpoints: n.cfg.Index.Endpoints, Healthy: true},
-		Trackers: n.cfg.Trackers,
+		Trackers: n.trackers,
 	}
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

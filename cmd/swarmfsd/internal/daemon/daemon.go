@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,7 +209,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer regn.Close()
 
-	n := &node{ctx: ctx, cfg: cfg, log: log, id: id, ix: ix, client: client, reg: regn, http: &http.Client{Timeout: cfg.Swarm.OriginTimeout + time.Second}}
+	n := &node{trackers: labelTrackers(cfg.Trackers, cfg.Rack, cfg.Zone), ctx: ctx, cfg: cfg, log: log, id: id, ix: ix, client: client, reg: regn, http: &http.Client{Timeout: cfg.Swarm.OriginTimeout + time.Second}}
 	// etcd's own metrics (registered globally by the embed package) are
 	// served next to ours, never mixed into our registry.
 	gatherers := prometheus.Gatherers{reg, etcdGatherer{prometheus.DefaultGatherer}}
@@ -314,6 +315,31 @@ type node struct {
 	client *swarm.Client
 	reg    *index.Registration
 	http   *http.Client // origin HEAD requests
-	wg     sync.WaitGroup
-	api    *apiState // control API (api.go)
+	// trackers are the announce URLs with this node's rack and zone added
+	// as query parameters (the tracker orders peer lists by them).
+	trackers []string
+	wg       sync.WaitGroup
+	api      *apiState // control API (api.go)
+}
+
+// labelTrackers adds rack and zone query parameters to announce URLs.
+func labelTrackers(urls []string, rack, zone string) []string {
+	out := make([]string, 0, len(urls))
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || (rack == "" && zone == "") {
+			out = append(out, raw)
+			continue
+		}
+		q := u.Query()
+		if rack != "" {
+			q.Set("rack", rack)
+		}
+		if zone != "" {
+			q.Set("zone", zone)
+		}
+		u.RawQuery = q.Encode()
+		out = append(out, u.String())
+	}
+	return out
 }

@@ -26,7 +26,7 @@ func (n *node) startup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		o.AddTrackers(n.cfg.Trackers)
+		o.AddTrackers(n.trackers)
 		if err := writeMetainfo(n.cfg.MetainfoDir, o, n.cfg.Trackers); err != nil {
 			return err
 		}
@@ -36,7 +36,7 @@ func (n *node) startup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		conv.AddTrackers(n.cfg.Trackers)
+		conv.AddTrackers(n.trackers)
 		if err := writeMetainfo(n.cfg.MetainfoDir, conv.Object, n.cfg.Trackers); err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func (n *node) add(ctx context.Context, path, rawURL string) (index.Record, erro
 		return index.Record{}, fmt.Errorf("add %s: %w", rawURL, err)
 	}
 	if converted && seeded != nil {
-		seeded.AddTrackers(n.cfg.Trackers)
+		seeded.AddTrackers(n.trackers)
 		n.saveRecord(rec)
 		return rec, nil
 	}
@@ -138,7 +138,7 @@ func (n *node) joinRecord(ctx context.Context, rec index.Record) (*swarm.Object,
 	if err != nil {
 		n.log.Warn("no peer list from the index", "infohash", rec.InfoHash, "err", err)
 	}
-	spec := swarm.JoinSpec{InfoBytes: info, Trackers: n.cfg.Trackers, Peers: n.notSelf(peers)}
+	spec := swarm.JoinSpec{InfoBytes: info, Trackers: n.trackers, Peers: n.notSelf(peers)}
 	if rec.Source.Kind == index.SourceURL {
 		spec.OriginURL = rec.Source.URL
 		spec.Origin = swarm.Validators{ETag: rec.Source.ETag, LastModified: rec.Source.LastModified, Size: rec.Size}
@@ -233,7 +233,7 @@ func (n *node) joinFile(ctx context.Context, file string) error {
 	if err != nil {
 		return fmt.Errorf("join %s: %w", file, err)
 	}
-	trackers := append([]string(nil), n.cfg.Trackers...)
+	trackers := append([]string(nil), n.trackers...)
 	for _, tier := range mi.UpvertedAnnounceList() {
 		trackers = append(trackers, tier...)
 	}
