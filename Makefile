@@ -12,7 +12,7 @@ GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 export CGO_ENABLED := 0
 
 # Debian tools the tests and the demo use, as command:package pairs.
-TEST_TOOLS := sha256sum:coreutils gcc:gcc
+TEST_TOOLS := sha256sum:coreutils gcc:gcc aria2c:aria2
 DEMO_TOOLS := sha256sum:coreutils
 
 TEST_TIMEOUT ?= 14m
