@@ -152,7 +152,7 @@ func TestEtcdStoreBatchesWrites(t *testing.T) {
 	t.Logf("%d writes in %d etcd transactions", n, txns)
 }
 
-func histogramCount(t *testing.T, reg *prometheus.Registry, name string) (count uint64, sum float64) {
+func histogramCount(t testing.TB, reg *prometheus.Registry, name string) (count uint64, sum float64) {
 	t.Helper()
 	fams, err := reg.Gather()
 	if err != nil {
