@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -57,6 +58,11 @@ type EtcdStore struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingOp
+	// guard holds, per key written here, the revision of that write in
+	// etcd (math.MaxInt64 while not yet written). Watch events for the key
+	// older than it are stale echoes and are not applied, so a read never
+	// goes back to an older state of a peer this replica wrote.
+	guard   map[string]int64
 	flushed chan struct{} // closed and replaced after each flush attempt
 	closed  bool
 	kick    chan struct{}
@@ -105,6 +111,7 @@ func NewEtcdStore(ctx context.Context, cli *clientv3.Client, cfg EtcdConfig, ttl
 		ctx:       sctx,
 		cancel:    cancel,
 		pending:   map[string]pendingOp{},
+		guard:     map[string]int64{},
 		flushed:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
 	}
@@ -245,7 +252,9 @@ func (s *EtcdStore) watchLoop(rev int64) {
 			s.watchErr.Store(nil)
 			now := time.Now()
 			for _, ev := range resp.Events {
-				s.apply(s.v, ev.Kv, ev.Type == mvccpb.DELETE, now)
+				if s.fresh(ev.Kv) {
+					s.apply(s.v, ev.Kv, ev.Type == mvccpb.DELETE, now)
+				}
 			}
 			s.m.watchEvents.Add(float64(len(resp.Events)))
 			if resp.Header.Revision > rev {
@@ -278,11 +287,34 @@ func (s *EtcdStore) watchLoop(rev int64) {
 	}
 }
 
-// reapplyPending puts writes not yet in etcd into a freshly loaded view.
+// fresh reports whether a watched key/value is at least as new as this
+// replica's last write of the key, and forgets the guard once it is.
+func (s *EtcdStore) fresh(kv *mvccpb.KeyValue) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := string(kv.Key)
+	rev, ok := s.guard[k]
+	if !ok {
+		return true
+	}
+	if kv.ModRevision < rev {
+		return false
+	}
+	delete(s.guard, k)
+	return true
+}
+
+// reapplyPending puts writes not yet in etcd into a freshly loaded view,
+// and drops the guards of writes the load already contains.
 func (s *EtcdStore) reapplyPending(v *view) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	for k, rev := range s.guard {
+		if rev != math.MaxInt64 {
+			delete(s.guard, k)
+		}
+	}
 	for k, op := range s.pending {
 		s.apply(v, &mvccpb.KeyValue{Key: []byte(k), Value: []byte(op.val)}, op.del, now)
 	}
@@ -312,6 +344,7 @@ func (s *EtcdStore) enqueue(ctx context.Context, key string, op pendingOp) error
 		s.mu.Lock()
 	}
 	s.pending[key] = op
+	s.guard[key] = math.MaxInt64
 	n := len(s.pending)
 	s.mu.Unlock()
 	if n >= s.cfg.MaxBatch {
@@ -461,13 +494,14 @@ func (s *EtcdStore) write(ctx context.Context, batch map[string]pendingOp) error
 		return err
 	}
 	ops := make([]clientv3.Op, 0, min(len(batch), s.cfg.MaxBatch))
+	keys := make([]string, 0, cap(ops))
 	send := func() error {
 		if len(ops) == 0 {
 			return nil
 		}
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		_, err := s.cli.Txn(rctx).Then(ops...).Commit()
+		resp, err := s.cli.Txn(rctx).Then(ops...).Commit()
 		cancel()
 		s.m.duration.WithLabelValues("txn").Observe(time.Since(start).Seconds())
 		s.m.batchOps.Observe(float64(len(ops)))
@@ -478,10 +512,18 @@ func (s *EtcdStore) write(ctx context.Context, batch map[string]pendingOp) error
 			}
 			return fmt.Errorf("write %d peer keys: %w", len(ops), err)
 		}
-		ops = ops[:0]
+		s.mu.Lock()
+		for _, k := range keys {
+			if _, again := s.pending[k]; !again {
+				s.guard[k] = resp.Header.Revision
+			}
+		}
+		s.mu.Unlock()
+		ops, keys = ops[:0], keys[:0]
 		return nil
 	}
 	for k, op := range batch {
+		keys = append(keys, k)
 		if op.del {
 			ops = append(ops, clientv3.OpDelete(k))
 		} else {

@@ -149,12 +149,41 @@ func testReplace(t *testing.T, newStore NewStoreFunc) {
 	copy(q.ID[:], "-XX0002-newpeeridxxx")
 	q.Seeder, q.Rack, q.Zone = true, "r2", "z2"
 	mustPut(t, s, IH(1), q)
-	got := Peers(t, s, IH(1), false)
-	if len(got) != 1 || got[0] != q {
-		t.Errorf("after two PutPeer of one address: %+v; want only %+v", got, q)
+	// The latest write stays visible: no older state comes back while the
+	// store propagates (shared stores see their own writes echoed).
+	for range 30 {
+		got := Peers(t, s, IH(1), false)
+		if len(got) != 1 || got[0] != q {
+			t.Fatalf("after two PutPeer of one address: %+v; want only %+v", got, q)
+		}
+		if c := counts(t, s, IH(1)); c.Seeders != 1 || c.Leechers != 0 {
+			t.Fatalf("Counts = %+v; want 1 seeder, 0 leechers", c)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if c := counts(t, s, IH(1)); c.Seeders != 1 || c.Leechers != 0 {
-		t.Errorf("Counts = %+v; want 1 seeder, 0 leechers", c)
+	// Writes spaced so that earlier ones propagate while later ones are
+	// made: each read shows the latest.
+	for i := range 40 {
+		q.Seeder = i%2 == 0
+		mustPut(t, s, IH(1), q)
+		for range 3 {
+			if got := Peers(t, s, IH(1), false); len(got) != 1 || got[0].Seeder != q.Seeder {
+				t.Fatalf("write %d: %+v; want Seeder %v", i, got, q.Seeder)
+			}
+			time.Sleep(3 * time.Millisecond)
+		}
+	}
+	// Same for a delete right after a put.
+	r := PeerAt("10.0.0.2:6881")
+	mustPut(t, s, IH(1), r)
+	if err := s.DeletePeer(ctxT(t), IH(1), r.Addr); err != nil {
+		t.Fatal(err)
+	}
+	for range 30 {
+		if got := addrs(Peers(t, s, IH(1), false)); !slices.Equal(got, []string{"10.0.0.1:6881"}) {
+			t.Fatalf("after put and delete of 10.0.0.2:6881: %v; want [10.0.0.1:6881]", got)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
