@@ -122,7 +122,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.PeerTTL, "peer-ttl", 0, "how long a peer stays listed after its last announce (0: 3×interval)")
 	fs.IntVar(&c.DefaultNumWant, "numwant", DefaultNumWant, "peers returned when the client sends no numwant")
 	fs.IntVar(&c.MaxNumWant, "max-numwant", DefaultMaxNumWant, "cap on numwant")
-	fs.IntVar(&c.MaxCrossZonePeers, "max-cross-zone-peers", 0, "cap on peers from other zones per response (0: none, negative: allow none)")
+	fs.IntVar(&c.MaxCrossZonePeers, "max-cross-zone-peers", 0, "cap on peers from other known zones per response (0: no cap; negative: none at all)")
 	fs.BoolVar(&c.Public, "public", false, "track any infohash, not only those in the index")
 	fs.BoolVar(&c.TrustIPParam, "trust-ip-param", false, "use the announce ip parameter as the peer address")
 	fs.StringVar(&c.ClientIPHeader, "client-ip-header", "", "header carrying the client address from a trusted proxy, e.g. X-Forwarded-For")
