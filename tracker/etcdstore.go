@@ -251,11 +251,15 @@ func (s *EtcdStore) watchLoop(rev int64) {
 			}
 			s.watchErr.Store(nil)
 			now := time.Now()
+			// Under s.mu, so that no local write slips between the
+			// freshness check and the apply.
+			s.mu.Lock()
 			for _, ev := range resp.Events {
 				if s.fresh(ev.Kv) {
 					s.apply(s.v, ev.Kv, ev.Type == mvccpb.DELETE, now)
 				}
 			}
+			s.mu.Unlock()
 			s.m.watchEvents.Add(float64(len(resp.Events)))
 			if resp.Header.Revision > rev {
 				rev = resp.Header.Revision
@@ -273,8 +277,7 @@ func (s *EtcdStore) watchLoop(rev int64) {
 				s.log.Warn("reload peers failed", "err", err)
 			} else {
 				s.m.resyncs.Inc()
-				s.reapplyPending(v)
-				s.v.replace(v)
+				s.resync(v)
 				rev = r
 			}
 		}
@@ -288,10 +291,9 @@ func (s *EtcdStore) watchLoop(rev int64) {
 }
 
 // fresh reports whether a watched key/value is at least as new as this
-// replica's last write of the key, and forgets the guard once it is.
+// replica's last write of the key, and forgets the guard once it is. The
+// caller holds s.mu.
 func (s *EtcdStore) fresh(kv *mvccpb.KeyValue) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	k := string(kv.Key)
 	rev, ok := s.guard[k]
 	if !ok {
@@ -304,9 +306,9 @@ func (s *EtcdStore) fresh(kv *mvccpb.KeyValue) bool {
 	return true
 }
 
-// reapplyPending puts writes not yet in etcd into a freshly loaded view,
-// and drops the guards of writes the load already contains.
-func (s *EtcdStore) reapplyPending(v *view) {
+// resync replaces the view with a freshly loaded one plus the writes not
+// yet in etcd, and drops the guards of writes the load already contains.
+func (s *EtcdStore) resync(v *view) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
@@ -318,10 +320,13 @@ func (s *EtcdStore) reapplyPending(v *view) {
 	for k, op := range s.pending {
 		s.apply(v, &mvccpb.KeyValue{Key: []byte(k), Value: []byte(op.val)}, op.del, now)
 	}
+	s.v.replace(v)
 }
 
-// enqueue queues op for key, waiting while the queue is full.
-func (s *EtcdStore) enqueue(ctx context.Context, key string, op pendingOp) error {
+// enqueue queues the operation that write makes for key, waiting while the
+// queue is full. write runs under s.mu, so that the local view and the
+// queue see concurrent writes of one key in the same order.
+func (s *EtcdStore) enqueue(ctx context.Context, key string, write func() pendingOp) error {
 	s.mu.Lock()
 	for {
 		if s.closed {
@@ -343,7 +348,7 @@ func (s *EtcdStore) enqueue(ctx context.Context, key string, op pendingOp) error
 		}
 		s.mu.Lock()
 	}
-	s.pending[key] = op
+	s.pending[key] = write()
 	s.guard[key] = math.MaxInt64
 	n := len(s.pending)
 	s.mu.Unlock()
@@ -373,8 +378,9 @@ func (s *EtcdStore) PutPeer(ctx context.Context, ih metainfo.Hash, p Peer) error
 		return ErrStoreClosed
 	}
 	p.Addr = normalizeAddr(p.Addr)
-	stored := s.v.put(ih, p, time.Now().Add(s.ttl), true)
-	return s.enqueue(ctx, s.key(ih, p.Addr), pendingOp{val: encodePeer(stored)})
+	return s.enqueue(ctx, s.key(ih, p.Addr), func() pendingOp {
+		return pendingOp{val: encodePeer(s.v.put(ih, p, time.Now().Add(s.ttl), true))}
+	})
 }
 
 // DeletePeer implements PeerStore.
@@ -383,8 +389,10 @@ func (s *EtcdStore) DeletePeer(ctx context.Context, ih metainfo.Hash, addr netip
 		return ErrStoreClosed
 	}
 	addr = normalizeAddr(addr)
-	s.v.delete(ih, addr)
-	return s.enqueue(ctx, s.key(ih, addr), pendingOp{del: true})
+	return s.enqueue(ctx, s.key(ih, addr), func() pendingOp {
+		s.v.delete(ih, addr)
+		return pendingOp{del: true}
+	})
 }
 
 // RangePeers implements PeerStore from the local view.
