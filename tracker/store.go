@@ -71,7 +71,8 @@ type StoreStats struct {
 //     that the implementation documents.
 //   - Concurrency. All methods are safe for concurrent use. The yield
 //     function of RangePeers must not call back into the store.
-//   - Errors. After Close every method returns ErrStoreClosed. A shared
+//   - Errors. After Close every method with an error result returns
+//     ErrStoreClosed (Stats returns what is left). A shared
 //     store may accept a write locally and persist it asynchronously; it
 //     then reports persistence failures through metrics and logs, and
 //     returns an error only when it cannot accept the write at all.
