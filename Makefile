@@ -12,7 +12,7 @@ GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 export CGO_ENABLED := 0
 
 # Debian tools the tests and the demo use, as command:package pairs.
-TEST_TOOLS := sha256sum:coreutils gcc:gcc fusermount3:fuse3 getfattr:attr qemu-img:qemu-utils sqlite3:sqlite3 vmtouch:vmtouch
+TEST_TOOLS := sha256sum:coreutils gcc:gcc fusermount3:fuse3 getfattr:attr qemu-img:qemu-utils sqlite3:sqlite3 vmtouch:vmtouch aria2c:aria2
 DEMO_TOOLS := sha256sum:coreutils fusermount3:fuse3
 
 TEST_TIMEOUT ?= 14m
