@@ -98,7 +98,7 @@ func run(ctx context.Context, d demo) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range []string{"swarmfsd", "mountctl"} {
+	for _, b := range []string{"swarmfsd", "mountctl", "swarmfs-tracker"} {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return fmt.Errorf("%w (run 'make build' first)", err)
 		}
@@ -117,7 +117,12 @@ func run(ctx context.Context, d demo) error {
 	url := origin.URL("/datasets/demo.bin")
 	fmt.Printf("origin   %s  sha256 %s…\n", url, want[:16])
 
-	var common []string
+	tport, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	taddr := fmt.Sprintf("127.0.0.1:%d", tport)
+	common := []string{"--tracker", "http://" + taddr + "/announce"}
 	if d.uploadRate > 0 {
 		common = append(common, "--upload-rate", fmt.Sprint(d.uploadRate))
 	}
@@ -151,6 +156,15 @@ func run(ctx context.Context, d demo) error {
 		return err
 	}
 	fmt.Printf("node0    etcd %s, mounted at %s\n", r0.node.EtcdURL, r0.mnt)
+	tr, err := harness.StartTracker(bin, dir, "tracker", taddr, "--etcd-endpoints", r0.node.EtcdURL)
+	if err != nil {
+		return err
+	}
+	defer tr.Stop()
+	if err := tr.WaitReady(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("tracker  http://%s/announce\n", taddr)
 	for i := 1; i < d.nodes; i++ {
 		if _, err := start(i, "--etcd-endpoints", r0.node.EtcdURL); err != nil {
 			return err
@@ -209,6 +223,15 @@ func run(ctx context.Context, d demo) error {
 	st := origin.Stats()
 	fmt.Printf("\norigin sent %s in %d GET requests (%d full): %.3f× the object for %d nodes\n",
 		humanize.IBytes(uint64(st.BodyBytes)), st.Gets, st.FullGets, float64(st.BodyBytes)/float64(d.size), d.nodes)
+	if m, err := tr.Metrics(ctx); err == nil {
+		var n float64
+		for k, v := range m {
+			if strings.HasPrefix(k, "swarmfs_tracker_announces_total") {
+				n += v
+			}
+		}
+		fmt.Printf("tracker answered %.0f announces\n", n)
+	}
 	fmt.Printf("node state and logs: %s\n", dir)
 	for _, r := range rows {
 		if r.err != nil {
