@@ -78,6 +78,9 @@ type Config struct {
 	Origin string
 	// Pin lists mount paths to keep resident in RAM once they exist.
 	Pin []string
+	// TrackerListen, if set, serves an embedded tracker replica (etcd peer
+	// store, private mode) on this address, and this node announces to it.
+	TrackerListen string
 }
 
 // AddFlags registers the daemon's flags and those of its packages.
@@ -103,6 +106,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&c.Peers, "peer", nil, "known peer host:port for joined objects (repeatable)")
 	fs.StringArrayVar(&c.Trackers, "tracker", nil, "announce URL for every object (repeatable; one tier, tried in turn)")
 	fs.StringVar(&c.Origin, "origin", "", "origin URL used as fallback for joined .torrent objects after a stall")
+	fs.StringVar(&c.TrackerListen, "tracker-listen", "", "serve an embedded tracker replica on this address (the one-machine default)")
 	fs.StringArrayVar(&c.Pin, "pin", nil, "object path to download fully and keep resident in RAM (repeatable; needs --mount)")
 	// Object data defaults to <state-dir>/data.
 	c.Swarm.DataDir = ""
@@ -193,6 +197,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer ix.Close()
 
+	if cfg.TrackerListen != "" {
+		stop, url, err := serveTracker(ctx, cfg.TrackerListen, ix, log, reg)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if len(cfg.Trackers) == 0 {
+			cfg.Trackers = []string{url}
+		}
+	}
 	client, err := swarm.New(cfg.Swarm, swarm.WithLogger(log), swarm.WithRegisterer(reg))
 	if err != nil {
 		return err
