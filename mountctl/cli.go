@@ -569,6 +569,17 @@ func printStatus(w io.Writer, s NodeStatus) {
 	if len(s.Trackers) > 0 {
 		tr = strings.Join(s.Trackers, ", ")
 	}
+	if len(s.TrackerHealth) > 0 {
+		var parts []string
+		for _, h := range s.TrackerHealth {
+			state := "healthy"
+			if !h.Healthy {
+				state = "DOWN: " + h.Error
+			}
+			parts = append(parts, h.URL+" "+state)
+		}
+		tr = strings.Join(parts, "; ")
+	}
 	row("trackers", "%s", tr)
 	tw.Flush()
 }

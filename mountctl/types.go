@@ -175,9 +175,17 @@ type NodeStatus struct {
 	Totals Totals     `json:"totals"`
 	Disk   Disk       `json:"disk"`
 	Etcd   EtcdHealth `json:"etcd"`
-	// Trackers are the configured announce URLs (their health is not
-	// probed).
+	// Trackers are the configured announce URLs.
 	Trackers []string `json:"trackers,omitempty"`
+	// TrackerHealth is the answer of each tracker's /healthz.
+	TrackerHealth []TrackerHealth `json:"tracker_health,omitempty"`
+}
+
+// TrackerHealth is one tracker replica's health as this node sees it.
+type TrackerHealth struct {
+	URL     string `json:"url"`
+	Healthy bool   `json:"healthy"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Node is a member of the cluster.

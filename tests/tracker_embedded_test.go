@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,14 @@ func TestEmbeddedTracker(t *testing.T) {
 			t.Fatalf("embedded tracker answered %v successful announces (metrics err %v); want both nodes", ok, err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// mountctl status probes the tracker's health.
+	out := mustRun(t, ctx, filepath.Join(bin(t), "mountctl"), "--socket", filepath.Join(b.Dir, "mountctl.sock"), "-o", "json", "status")
+	if !strings.Contains(out, `"healthy": true`) || !strings.Contains(out, `"tracker_health"`) {
+		t.Errorf("mountctl status does not report a healthy tracker:\n%s", out)
+	}
+	text := mustRun(t, ctx, filepath.Join(bin(t), "mountctl"), "--socket", filepath.Join(b.Dir, "mountctl.sock"), "status")
+	if !strings.Contains(text, taddr+"/announce?rack=r1 healthy") {
+		t.Errorf("mountctl status text:\n%s", text)
 	}
 }

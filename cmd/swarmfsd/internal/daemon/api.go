@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -557,10 +558,47 @@ func (n *node) Status(ctx context.Context) (mountctl.NodeStatus, error) {
 	}
 	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	s.TrackerHealth = n.trackerHealth(hctx)
 	if err := n.ix.Healthy(hctx); err != nil {
 		s.Etcd.Healthy, s.Etcd.Error = false, err.Error()
 	}
 	return s, nil
+}
+
+// trackerHealth asks every tracker's /healthz (same scheme and host as
+// its announce URL), concurrently.
+func (n *node) trackerHealth(ctx context.Context) []mountctl.TrackerHealth {
+	out := make([]mountctl.TrackerHealth, len(n.trackers))
+	var wg sync.WaitGroup
+	for i, raw := range n.trackers {
+		out[i].URL = raw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			u, err := url.Parse(raw)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.Scheme+"://"+u.Host+"/healthz", nil)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			resp.Body.Close()
+			out[i].Healthy = resp.StatusCode == http.StatusOK
+			if !out[i].Healthy {
+				out[i].Error = resp.Status
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // Nodes implements mountctl.Controller.
