@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -40,22 +41,6 @@ func tempFile(t *testing.T, size int) string {
 	return p
 }
 
-// setMemlock sets RLIMIT_MEMLOCK for the test and restores it after.
-func setMemlock(t *testing.T, cur, max uint64) {
-	t.Helper()
-	var old unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &old); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: cur, Max: max}); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("cannot change RLIMIT_MEMLOCK: %v", err)
-		}
-		t.Skipf("cannot change RLIMIT_MEMLOCK here (CI=true fails instead): %v", err)
-	}
-	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_MEMLOCK, &old) })
-}
-
 func TestPinLocksAndUnpinReleases(t *testing.T) {
 	const size = 8 << 20
 	file := tempFile(t, size)
@@ -78,26 +63,57 @@ func TestPinLocksAndUnpinReleases(t *testing.T) {
 	}
 }
 
+// The limit checks run in a child process: it may lower its own
+// RLIMIT_MEMLOCK, which (without CAP_SYS_RESOURCE) it could never raise
+// back, so the test binary itself keeps its limits.
 func TestPinMemlockLimit(t *testing.T) {
-	const size = 8 << 20
-	file := tempFile(t, size)
+	if os.Getenv("SWARMFS_MEMLOCK_CHILD") == "1" {
+		memlockChild(t)
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestPinMemlockLimit$", "-test.v")
+	cmd.Env = append(os.Environ(), "SWARMFS_MEMLOCK_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestPinMemlockLimit") {
+		t.Fatalf("memlock checks in a child process: %v\n%s", err, out)
+	}
+}
 
-	// Soft limit too low, hard limit enough: the soft limit is raised.
-	setMemlock(t, 1<<20, 64<<20)
+func memlockChild(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// A size the current hard limit allows: 4 MiB, or less if it is lower.
+	size := int64(4 << 20)
+	if lim.Max != unix.RLIM_INFINITY && uint64(size) > lim.Max {
+		size = int64(lim.Max) &^ (64<<10 - 1)
+	}
+	if size < 128<<10 {
+		t.Fatalf("RLIMIT_MEMLOCK hard limit %d is too low to test pinning", lim.Max)
+	}
+	file := tempFile(t, int(size))
 	p := newPinner()
 	p.hasIPCLock = func() bool { return false }
+
+	// Soft limit too low, hard limit enough: the soft limit is raised.
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: 64 << 10, Max: lim.Max}); err != nil {
+		t.Fatalf("lower the soft limit: %v", err)
+	}
 	if err := p.pin("ok", file, size); err != nil {
 		t.Fatalf("pin under a raisable limit: %v", err)
 	}
 	p.unpinAll()
 
 	// Hard limit too low and no CAP_IPC_LOCK: a clear error.
-	setMemlock(t, 1<<20, 1<<20)
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: 64 << 10, Max: 64 << 10}); err != nil {
+		t.Fatalf("lower the hard limit: %v", err)
+	}
 	err := p.pin("k", file, size)
 	if !errors.Is(err, ErrMemlock) {
 		t.Fatalf("pin over RLIMIT_MEMLOCK = %v; want ErrMemlock", err)
 	}
-	for _, want := range []string{"ulimit -l", "LimitMEMLOCK=", "CAP_IPC_LOCK", "8.0 MiB", "1.0 MiB"} {
+	for _, want := range []string{"ulimit -l", "LimitMEMLOCK=", "CAP_IPC_LOCK", "64 KiB"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
