@@ -72,10 +72,16 @@ func (r *objectReader) enterWait() {
 	if r.waiting == 1 && r.background {
 		// Drop background pieces to no priority: anacrolix cancels their
 		// outstanding requests, so the waiting pieces are next in line.
-		for i := range r.o.NumPieces() {
-			if ps := r.t.PieceState(i); !ps.Complete && ps.Priority == torrent.PiecePriorityNormal {
-				r.t.Piece(i).SetPriority(torrent.PiecePriorityNone)
+		// One lock for the piece states; only runs at normal priority
+		// are touched.
+		i := 0
+		for _, run := range r.t.PieceStateRuns() {
+			if !run.Complete && run.Priority == torrent.PiecePriorityNormal {
+				for j := i; j < i+run.Length; j++ {
+					r.t.Piece(j).SetPriority(torrent.PiecePriorityNone)
+				}
 			}
+			i += run.Length
 		}
 	}
 }
