@@ -9,6 +9,7 @@ import (
 
 type metrics struct {
 	latency    *prometheus.HistogramVec
+	hit, miss  prometheus.Observer // latency children, resolved once
 	blocked    prometheus.Gauge
 	blockedNow atomic.Int64 // same as blocked, readable
 	lastRead   atomic.Int64 // unix nanoseconds of the last read request
@@ -36,6 +37,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Bytes of objects pinned in memory.",
 		}),
 	}
+	m.hit, m.miss = m.latency.WithLabelValues("hit"), m.latency.WithLabelValues("miss")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.latency, m.blocked, m.bytes, m.pinned} {
 			if err := reg.Register(c); err != nil {
@@ -47,10 +49,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 }
 
 func (m *metrics) observeRead(hit bool, d time.Duration, n int) {
-	result := "miss"
+	o := m.miss
 	if hit {
-		result = "hit"
+		o = m.hit
 	}
-	m.latency.WithLabelValues(result).Observe(d.Seconds())
+	o.Observe(d.Seconds())
 	m.bytes.Add(float64(n))
 }

@@ -26,7 +26,7 @@ func aria2c(t *testing.T) string {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("aria2c not found (%v): CI must run the interop test; install the Debian package aria2 (make deps-test does)", err)
 		}
-		t.Skipf("aria2c not found (%v): install the Debian package aria2 to run the interop test", err)
+		t.Skipf("aria2c not found (%v): install the Debian package aria2 to run the interop test (under CI=true this fails instead)", err)
 	}
 	return p
 }
