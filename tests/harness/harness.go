@@ -24,7 +24,7 @@ import (
 
 // Build compiles the swarmfs commands into dir and returns dir.
 func Build(ctx context.Context, dir string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "swarmfs/cmd/swarmfsd", "swarmfs/cmd/mountctl", "swarmfs/cmd/swarmfs-tracker", "swarmfs/tests/mmapsum", "swarmfs/tests/demo")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(os.PathSeparator), "swarmfs/cmd/swarmfsd", "swarmfs/cmd/mountctl", "swarmfs/cmd/swarmfs-tracker", "swarmfs/tests/mmapsum", "swarmfs/tests/demo", "swarmfs/tests/benchrun")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build swarmfs commands: %w\n%s", err, out)
