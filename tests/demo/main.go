@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -152,7 +151,7 @@ func run(ctx context.Context, d demo) error {
 	if err != nil {
 		return err
 	}
-	if err := waitHealthy(ctx, r0.node); err != nil {
+	if err := r0.node.WaitHealthy(ctx); err != nil {
 		return err
 	}
 	fmt.Printf("node0    etcd %s, mounted at %s\n", r0.node.EtcdURL, r0.mnt)
@@ -172,7 +171,7 @@ func run(ctx context.Context, d demo) error {
 	}
 	fmt.Printf("node1‥%d mounted at %s/nodeN/mnt\n", d.nodes-1, dir)
 
-	add := exec.CommandContext(ctx, filepath.Join(bin, "mountctl"), "--socket", filepath.Join(r0.node.Dir, "mountctl.sock"),
+	add := exec.CommandContext(ctx, filepath.Join(bin, "mountctl"), "--socket", r0.node.Socket(),
 		"add", url, "--as", "datasets/demo.bin", "--wait")
 	fmt.Printf("$ mountctl add %s --as datasets/demo.bin --wait   (on node0)\n", url)
 	add.Stdout, add.Stderr = os.Stdout, os.Stdout
@@ -243,26 +242,6 @@ func run(ctx context.Context, d demo) error {
 	}
 	fmt.Println("result: OK")
 	return nil
-}
-
-func waitHealthy(ctx context.Context, n *harness.Node) error {
-	for {
-		resp, err := http.Get("http://" + n.MetricsAddr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if ok, err := n.Exited(); ok {
-			return fmt.Errorf("%s exited: %v\n%s", n.Name, err, n.Log())
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy: %w", n.Name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func waitPath(ctx context.Context, p string) error {

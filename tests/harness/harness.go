@@ -305,3 +305,27 @@ func (n *Node) Signal(sig os.Signal) error { return n.cmd.Process.Signal(sig) }
 
 // Pid returns the process id.
 func (n *Node) Pid() int { return n.cmd.Process.Pid }
+
+// WaitHealthy waits until the node answers /healthz with 200.
+func (n *Node) WaitHealthy(ctx context.Context) error {
+	for {
+		resp, err := http.Get("http://" + n.MetricsAddr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if ok, err := n.Exited(); ok {
+			return fmt.Errorf("%s exited: %v\n%s", n.Name, err, tail(n.Log(), 2000))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy: %w", n.Name, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Socket is the path of the node's control API socket.
+func (n *Node) Socket() string { return filepath.Join(n.Dir, "mountctl.sock") }
