@@ -143,3 +143,6 @@ func (t *Tracker) Log() string {
 	b, _ := os.ReadFile(filepath.Join(t.Dir, "tracker.log"))
 	return string(b)
 }
+
+// Pid returns the process id.
+func (t *Tracker) Pid() int { return t.cmd.Process.Pid }

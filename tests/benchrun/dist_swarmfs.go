@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"swarmfs/mountctl"
+	"swarmfs/swarm/swarmtest"
+	"swarmfs/tests/harness"
+)
+
+// swarmfsRun is what the swarmfs run adds to its distResult.
+type swarmfsRun struct {
+	distResult
+	// ConvertSeconds is the converter's time to fetch the object from the
+	// origin and publish it; the distribution clock starts after it.
+	ConvertSeconds float64 `json:"convert_seconds"`
+	// OriginBytes is every byte the origin sent: conversion and any
+	// fallback reads during distribution.
+	OriginBytes int64 `json:"origin_bytes"`
+	// FallbackBytes is the part of OriginBytes sent during distribution.
+	FallbackBytes int64 `json:"fallback_bytes"`
+}
+
+// runSwarmfs distributes data through real swarmfsd processes: node "conv"
+// (embedded etcd) converts the object from an origin capped at U_s and then
+// is the source, its upload capped at U_s; a swarmfs-tracker replica; N
+// fetching nodes with upload U and download D. At t0 every fetching node
+// is asked (control API, in parallel) to add the same URL; each add joins
+// the published object and returns when the node's copy is complete.
+func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum string) (swarmfsRun, error) {
+	r := swarmfsRun{distResult: distResult{System: "swarmfs"}}
+	dir, err := e.subdir("swarmfs")
+	if err != nil {
+		return r, err
+	}
+	defer removeData(dir)
+	origin, err := swarmtest.NewOrigin()
+	if err != nil {
+		return r, err
+	}
+	defer origin.Close()
+	const objPath = "/dist/object.bin"
+	origin.Put(objPath, data)
+	origin.SetRate(p.SeedUpload)
+	url := origin.URL(objPath)
+
+	tport, err := harness.FreePort()
+	if err != nil {
+		return r, err
+	}
+	taddr := fmt.Sprintf("127.0.0.1:%d", tport)
+	common := []string{"--tracker", "http://" + taddr + "/announce", "--log-level", "warn"}
+	if p.PieceLength > 0 {
+		common = append(common, "--piece-length", fmt.Sprint(p.PieceLength))
+	}
+	var nodes []*harness.Node
+	defer func() {
+		for i := len(nodes) - 1; i >= 0; i-- { // the converter (etcd) last
+			nodes[i].Stop()
+		}
+	}()
+	conv, err := harness.StartNode(e.bin, dir, "conv", append(common,
+		"--upload-rate", fmt.Sprint(p.SeedUpload))...)
+	if err != nil {
+		return r, err
+	}
+	nodes = append(nodes, conv)
+	if err := conv.WaitHealthy(ctx); err != nil {
+		return r, err
+	}
+	tr, err := harness.StartTracker(e.bin, dir, "tracker", taddr, "--etcd-endpoints", conv.EtcdURL, "--log-level", "warn")
+	if err != nil {
+		return r, err
+	}
+	defer tr.Stop()
+	if err := tr.WaitReady(ctx); err != nil {
+		return r, err
+	}
+	fetchArgs := append(common, "--etcd-endpoints", conv.EtcdURL, "--upload-rate", fmt.Sprint(p.Upload))
+	if p.Download > 0 {
+		fetchArgs = append(fetchArgs, "--download-rate", fmt.Sprint(p.Download))
+	}
+	for i := range p.Nodes {
+		n, err := harness.StartNode(e.bin, dir, fmt.Sprintf("node%02d", i), fetchArgs...)
+		if err != nil {
+			return r, err
+		}
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		if err := n.WaitHealthy(ctx); err != nil {
+			return r, err
+		}
+	}
+
+	// Conversion: the origin sends the object once, to the converter.
+	e.log.Info("swarmfs: converting", "size", p.Size, "origin_rate", p.SeedUpload)
+	cc, err := mountctl.NewClient(conv.Socket())
+	if err != nil {
+		return r, err
+	}
+	t := time.Now()
+	if _, err := cc.Add(ctx, mountctl.AddRequest{URL: url, Path: "dist/object.bin", Wait: true}); err != nil {
+		return r, fmt.Errorf("convert on %s: %w", conv.Name, err)
+	}
+	r.ConvertSeconds = time.Since(t).Seconds()
+	convOrigin := origin.Stats().BodyBytes
+
+	// Distribution.
+	fetchers := nodes[1:]
+	pids := []int{tr.Pid()}
+	for _, n := range nodes {
+		pids = append(pids, n.Pid())
+	}
+	cpu, err := newCPUMeter(pids...)
+	if err != nil {
+		return r, err
+	}
+	sent0, err := sentBytes(ctx, conv)
+	if err != nil {
+		return r, err
+	}
+	e.log.Info("swarmfs: distributing", "nodes", p.Nodes)
+	r.Times = make([]float64, len(fetchers))
+	errs := make([]error, len(fetchers))
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for i, n := range fetchers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.Times[i] = math.NaN()
+			c, err := mountctl.NewClient(n.Socket())
+			if err == nil {
+				_, err = c.Add(ctx, mountctl.AddRequest{URL: url, Path: "dist/object.bin", Wait: true})
+			}
+			if err != nil {
+				errs[i] = fmt.Errorf("%s: %w", n.Name, err)
+				return
+			}
+			r.Times[i] = time.Since(t0).Seconds()
+		}()
+	}
+	wg.Wait()
+	if r.CPUSeconds, err = cpu.Used(); err != nil {
+		return r, err
+	}
+	sent1, err := sentBytes(ctx, conv)
+	if err != nil {
+		return r, err
+	}
+	st := origin.Stats()
+	r.OriginBytes = st.BodyBytes
+	r.FallbackBytes = st.BodyBytes - convOrigin
+	r.SourceBytes = sent1 - sent0 + r.FallbackBytes
+	if err := errors.Join(errs...); err != nil {
+		return r, fmt.Errorf("swarmfs distribution: %w", err)
+	}
+	r.Delivered = int64(len(fetchers)) * p.Size
+
+	// Verify every copy, outside the timed window.
+	var files []string
+	for _, n := range fetchers {
+		m, err := filepath.Glob(filepath.Join(n.Dir, "data", "*", "data"))
+		if err != nil || len(m) != 1 {
+			return r, fmt.Errorf("%s: want one data file, found %d", n.Name, len(m))
+		}
+		files = append(files, m[0])
+	}
+	if r.Verified, err = verifyFiles(ctx, files, sum); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func sentBytes(ctx context.Context, n *harness.Node) (int64, error) {
+	f, err := n.Figures(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return f.SentBytes, nil
+}
