@@ -72,11 +72,11 @@ func (r *objectReader) enterWait() {
 	if r.waiting == 1 && r.background {
 		// Drop background pieces to no priority: anacrolix cancels their
 		// outstanding requests, so the waiting pieces are next in line.
-		// One lock for the piece states; only runs at normal priority
-		// are touched.
+		// One lock for the piece states; only background runs (normal,
+		// and high for the spreading window) are touched.
 		i := 0
 		for _, run := range r.t.PieceStateRuns() {
-			if !run.Complete && run.Priority == torrent.PiecePriorityNormal {
+			if !run.Complete && (run.Priority == torrent.PiecePriorityNormal || run.Priority == torrent.PiecePriorityHigh) {
 				for j := i; j < i+run.Length; j++ {
 					r.t.Piece(j).SetPriority(torrent.PiecePriorityNone)
 				}

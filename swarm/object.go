@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -24,6 +25,9 @@ type Object struct {
 	originOnce      sync.Once
 	originBytes     atomic.Int64 // bytes this object got from the origin
 	fallbackStarted atomic.Bool
+
+	spreadOnce sync.Once
+	spread     *spreader
 }
 
 type originSource struct {
@@ -86,8 +90,21 @@ func (o *Object) AddTrackers(urls []string) {
 	}
 }
 
-// DownloadAll asks for every piece at normal priority.
-func (o *Object) DownloadAll() { o.t.DownloadAll() }
+// DownloadAll asks for every piece at normal priority, and keeps a small
+// window of this node's own random piece order at high priority (see
+// spreader), so nodes that join together fetch different pieces first.
+// Calling it again re-raises pieces that were lowered to none (paused).
+func (o *Object) DownloadAll() {
+	o.t.DownloadAll()
+	if o.NumPieces() < 2 {
+		return
+	}
+	o.spreadOnce.Do(func() {
+		o.spread = newSpreader(o.t, o.NumPieces(), rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+		go o.spread.run(o.t.Closed())
+	})
+	o.spread.fill()
+}
 
 // Complete reports whether every piece is verified.
 func (o *Object) Complete() bool { return o.t.Complete().Bool() }

@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/anacrolix/torrent"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -480,5 +482,61 @@ func TestUnverifiedFileIsNotTrusted(t *testing.T) {
 	}
 	if pb := o.Stats().PeerBytes; pb != conv.PieceLength() {
 		t.Errorf("fetched %d bytes from peers; want exactly the corrupt piece (%d)", pb, conv.PieceLength())
+	}
+}
+
+// highPieces lists the pieces at high priority.
+func highPieces(o *swarm.Object) []int {
+	var hi []int
+	for i := range o.NumPieces() {
+		if o.Torrent().PieceState(i).Priority == torrent.PiecePriorityHigh {
+			hi = append(hi, i)
+		}
+	}
+	return hi
+}
+
+// Nodes that join together must not all fetch the same pieces first: each
+// keeps its own random window at high priority, and fetches it first.
+func TestDownloadAllSpreadsFirstPieces(t *testing.T) {
+	origin := newOrigin(t)
+	origin.Put("/spread.bin", swarmtest.Data(9, 64<<18)) // 64 pieces of 256 KiB
+	src := swarm.NewTestClient(t, swarm.TestingConfig(t))
+	conv := convert(t, src, origin.URL("/spread.bin"))
+	a := join(t, swarm.NewTestClient(t, swarm.TestingConfig(t)), conv.Object, "") // no peers yet
+	b := join(t, swarm.NewTestClient(t, swarm.TestingConfig(t)), conv.Object, "")
+	ha, hb := highPieces(a), highPieces(b)
+	if len(ha) != 4 || len(hb) != 4 {
+		t.Fatalf("high-priority windows %v and %v, want 4 pieces each", ha, hb)
+	}
+	if slices.Equal(ha, hb) {
+		t.Errorf("both nodes chose the same first pieces %v", ha)
+	}
+	for i := range a.NumPieces() {
+		if p := a.Torrent().PieceState(i).Priority; p != torrent.PiecePriorityHigh && p != torrent.PiecePriorityNormal {
+			t.Fatalf("piece %d at priority %v, want normal or high", i, p)
+		}
+	}
+	sub := a.Torrent().SubscribePieceStateChanges()
+	defer sub.Close()
+	a.AddPeers([]string{src.Addr().String()})
+	first := -1
+	deadline := time.After(30 * time.Second)
+	for first < 0 {
+		select {
+		case ch := <-sub.Values:
+			if ch.Complete {
+				first = ch.Index
+			}
+		case <-deadline:
+			t.Fatal("no piece completed in 30s")
+		}
+	}
+	if !slices.Contains(ha, first) {
+		t.Errorf("first completed piece %d is not in the window %v", first, ha)
+	}
+	waitComplete(t, a, 30*time.Second)
+	if hi := highPieces(a); len(hi) != 0 {
+		t.Errorf("complete object still has high-priority pieces %v", hi)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/pflag"
@@ -33,6 +34,7 @@ var distFlags struct {
 	size, upload, seedUpload, download, piece swarm.ByteSize
 	systems                                   []string
 	httpAlone                                 bool
+	profile                                   time.Duration
 }
 
 var distSystems = []string{"swarmfs", "libtorrent", "http"}
@@ -47,6 +49,7 @@ func init() {
 		fs.Var(&distFlags.download, "dist-download", "D, each node's download cap per second (default: none)")
 		fs.Var(&distFlags.piece, "dist-piece-length", "piece length for swarmfs and libtorrent (default: the preset's)")
 		fs.StringSliceVar(&distFlags.systems, "dist-systems", distSystems, "systems to run")
+		fs.DurationVar(&distFlags.profile, "dist-profile", 0, "take a CPU profile of this length (pprof) of the swarmfs source and of one fetching node during distribution, into --out")
 		fs.BoolVar(&distFlags.httpAlone, "dist-http-alone", false, "run the HTTP baseline on its own instead of alongside the swarms (it is slow: N·F/U_s)")
 	}})
 }
@@ -241,8 +244,9 @@ func distMarkdown(r *distReport) string {
 		}
 	}
 	if r.Swarmfs != nil {
-		fmt.Fprintf(&b, "\nswarmfs: conversion took %s before the clock started; the origin sent %.3f×F in all (%s of fallback during distribution).",
-			secs(r.Swarmfs.ConvertSeconds), r.OriginMultiple, humanize.IBytes(uint64(r.Swarmfs.FallbackBytes)))
+		fmt.Fprintf(&b, "\nswarmfs: conversion took %s before the clock started; the origin sent %.3f×F in all (%s of fallback during distribution). CPU: source (with etcd) %s, tracker %s, busiest fetching node %s.",
+			secs(r.Swarmfs.ConvertSeconds), r.OriginMultiple, humanize.IBytes(uint64(r.Swarmfs.FallbackBytes)),
+			secs(r.Swarmfs.CPUSource), secs(r.Swarmfs.CPUTracker), secs(r.Swarmfs.CPUFetcherMax))
 	}
 	for _, s := range r.Systems {
 		if len(s.Notes) > 0 {

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,6 +29,11 @@ type swarmfsRun struct {
 	OriginBytes int64 `json:"origin_bytes"`
 	// FallbackBytes is the part of OriginBytes sent during distribution.
 	FallbackBytes int64 `json:"fallback_bytes"`
+	// CPU seconds of the tracker, of the source node (which also runs
+	// etcd) and of the busiest fetching node, within CPUSeconds.
+	CPUTracker    float64 `json:"cpu_tracker_seconds"`
+	CPUSource     float64 `json:"cpu_source_seconds"`
+	CPUFetcherMax float64 `json:"cpu_fetcher_max_seconds"`
 }
 
 // runSwarmfs distributes data through real swarmfsd processes: node "conv"
@@ -58,6 +67,9 @@ func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum stri
 	common := []string{"--tracker", "http://" + taddr + "/announce", "--log-level", "warn"}
 	if p.PieceLength > 0 {
 		common = append(common, "--piece-length", fmt.Sprint(p.PieceLength))
+	}
+	if distFlags.profile > 0 {
+		common = append(common, "--pprof")
 	}
 	var nodes []*harness.Node
 	defer func() {
@@ -147,10 +159,25 @@ func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum stri
 			r.Times[i] = time.Since(t0).Seconds()
 		}()
 	}
+	if distFlags.profile > 0 {
+		for _, n := range []*harness.Node{conv, fetchers[0]} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f := filepath.Join(e.out, fmt.Sprintf("dist-%s-%s.pprof", p.Preset, n.Name))
+				if err := cpuProfile(ctx, n, distFlags.profile, f); err != nil {
+					e.log.Error("profile", "node", n.Name, "err", err)
+				}
+			}()
+		}
+	}
 	wg.Wait()
-	if r.CPUSeconds, err = cpu.Used(); err != nil {
+	var each []float64
+	if r.CPUSeconds, each, err = cpu.Used(); err != nil {
 		return r, err
 	}
+	r.CPUTracker, r.CPUSource = each[0], each[1]
+	r.CPUFetcherMax = slices.Max(each[2:])
 	sent1, err := sentBytes(ctx, conv)
 	if err != nil {
 		return r, err
@@ -185,4 +212,29 @@ func sentBytes(ctx context.Context, n *harness.Node) (int64, error) {
 		return 0, err
 	}
 	return f.SentBytes, nil
+}
+
+// cpuProfile takes a CPU profile of n for d and writes it to file.
+func cpuProfile(ctx context.Context, n *harness.Node, d time.Duration, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", n.MetricsAddr, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile %s: %w", n.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", n.Name, resp.Status)
+	}
+	out, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, resp.Body); err != nil {
+		out.Close()
+		return fmt.Errorf("profile %s: %w", n.Name, err)
+	}
+	return out.Close()
 }

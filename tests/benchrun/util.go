@@ -107,17 +107,20 @@ func newCPUMeter(pids ...int) (*cpuMeter, error) {
 	return m, nil
 }
 
-// Used returns the CPU seconds used since newCPUMeter.
-func (m *cpuMeter) Used() (float64, error) {
+// Used returns the CPU seconds used since newCPUMeter, in all and by
+// process (in the order of the pids given).
+func (m *cpuMeter) Used() (float64, []float64, error) {
 	var sum float64
+	each := make([]float64, len(m.pids))
 	for i, p := range m.pids {
 		c, err := procCPU(p)
 		if err != nil {
-			return 0, err
+			return 0, nil, err
 		}
-		sum += c - m.start[i]
+		each[i] = c - m.start[i]
+		sum += each[i]
 	}
-	return sum, nil
+	return sum, each, nil
 }
 
 // quantile returns the q-quantile (0..1) of xs by nearest rank.

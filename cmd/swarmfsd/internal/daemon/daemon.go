@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -53,6 +54,9 @@ type Config struct {
 
 	// MetricsAddr serves /metrics and /healthz. Default 127.0.0.1:9469.
 	MetricsAddr string
+	// Pprof also serves net/http/pprof under /debug/pprof/ on MetricsAddr.
+	// Default off: profiles expose internals and cost CPU while taken.
+	Pprof bool
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// LogFormat is text or json. Default text.
@@ -96,6 +100,7 @@ func (c *Config) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.EtcdClientURL, "etcd-client-url", "http://127.0.0.1:2379", "client URL of the embedded etcd member (no --etcd-endpoints)")
 	fs.StringVar(&c.EtcdPeerURL, "etcd-peer-url", "http://127.0.0.1:2380", "peer URL of the embedded etcd member")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9469", "address for /metrics and /healthz")
+	fs.BoolVar(&c.Pprof, "pprof", false, "also serve /debug/pprof/ on the metrics address")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringArrayVar(&c.Add, "add", nil, "origin object to add to the index and download: URL or PATH=URL (repeatable)")
@@ -236,6 +241,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	if cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

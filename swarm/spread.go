@@ -1,0 +1,97 @@
+package swarm
+
+import (
+	"math/rand/v2"
+	"sync"
+
+	"github.com/anacrolix/torrent"
+)
+
+// Piece spreading. anacrolix (v1.61) orders the pieces it requests by
+// priority, then rarest first, then piece index. When many nodes join an
+// object at once, every piece is equally rare (only the source has it), so
+// they all ask the source for the same low-index pieces, in the same
+// order: the source sends the same pieces many times and the nodes have
+// little to trade. To break the tie, each node keeps a small rolling window
+// of pieces from its own random permutation at high priority: nodes fetch
+// different pieces first, and rarest-first still decides inside the window
+// and among the normal-priority rest.
+
+// spreadWindow is how many incomplete pieces a node keeps at high
+// priority: a small share of the object, so that nodes' windows rarely
+// overlap, and at least a few, to keep requests to several peers going.
+func spreadWindow(numPieces int) int {
+	return min(numPieces, max(4, numPieces/32))
+}
+
+// spreader raises the pieces of one object's window.
+type spreader struct {
+	t      *torrent.Torrent
+	mu     sync.Mutex
+	perm   []int
+	next   int          // perm[next:] are not yet in the window
+	window map[int]bool // raised pieces not yet seen complete
+	size   int
+}
+
+func newSpreader(t *torrent.Torrent, numPieces int, rng *rand.Rand) *spreader {
+	return &spreader{t: t, perm: rng.Perm(numPieces), window: map[int]bool{}, size: spreadWindow(numPieces)}
+}
+
+// fill drops completed pieces from the window, raises window pieces that
+// are back at normal priority (a read paused the background, then resumed
+// it), and tops the window up from the permutation. Only pieces at normal
+// priority are raised: a paused (none) piece stays paused and read
+// priorities stay as they are.
+func (s *spreader) fill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.window {
+		ps := s.t.PieceState(i)
+		switch {
+		case ps.Complete:
+			delete(s.window, i)
+		case ps.Priority == torrent.PiecePriorityNormal:
+			s.t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
+		}
+	}
+	for len(s.window) < s.size && s.next < len(s.perm) {
+		i := s.perm[s.next]
+		s.next++
+		ps := s.t.PieceState(i)
+		if ps.Complete || ps.Priority != torrent.PiecePriorityNormal {
+			continue
+		}
+		s.t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
+		s.window[i] = true
+	}
+}
+
+// run refills the window as pieces complete, until the object is complete
+// or closed.
+func (s *spreader) run(closed <-chan struct{}) {
+	sub := s.t.SubscribePieceStateChanges()
+	defer sub.Close()
+	s.fill()
+	for {
+		select {
+		case ch, ok := <-sub.Values:
+			if !ok {
+				return
+			}
+			if !ch.Complete {
+				continue
+			}
+			s.mu.Lock()
+			in := s.window[ch.Index]
+			s.mu.Unlock()
+			if in {
+				s.fill()
+			}
+		case <-s.t.Complete().On():
+			return
+		case <-closed:
+			return
+		}
+	}
+}
