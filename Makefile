@@ -12,12 +12,15 @@ GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 export CGO_ENABLED := 0
 
 # Debian tools the tests and the demo use, as command:package pairs.
-TEST_TOOLS := sha256sum:coreutils gcc:gcc fusermount3:fuse3 getfattr:attr qemu-img:qemu-utils sqlite3:sqlite3 vmtouch:vmtouch aria2c:aria2
+TEST_TOOLS := sha256sum:coreutils gcc:gcc fusermount3:fuse3 getfattr:attr qemu-img:qemu-utils sqlite3:sqlite3 vmtouch:vmtouch aria2c:aria2 curl:curl opentracker:opentracker
+# Debian packages without a command of their own, checked with dpkg.
+TEST_DEBS  := python3-libtorrent
+BENCH_TOOLS := sha256sum:coreutils fusermount3:fuse3 qemu-img:qemu-utils sqlite3:sqlite3 curl:curl opentracker:opentracker
 DEMO_TOOLS := sha256sum:coreutils fusermount3:fuse3
 
 TEST_TIMEOUT ?= 14m
 
-.PHONY: all build test test-short lint fix demo bench clean deps-test deps-demo check-go
+.PHONY: all build test test-short lint fix demo bench bench-go clean deps-test deps-demo deps-bench check-go
 
 all: build
 
@@ -40,8 +43,25 @@ define ensure-tools
 	fi
 endef
 
+# ensure-debs installs missing Debian packages (checked with dpkg), or fails.
+define ensure-debs
+	@missing=""; for pkg in $(1); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
+	      { echo "error: apt-get install$$missing failed" >&2; exit 1; }; \
+	  else echo "error: missing Debian packages:$$missing (install them as root with apt-get)" >&2; exit 1; fi; \
+	fi
+endef
+
 deps-test:
 	$(call ensure-tools,$(TEST_TOOLS))
+	$(call ensure-debs,$(TEST_DEBS))
+
+deps-bench:
+	$(call ensure-tools,$(BENCH_TOOLS))
+	$(call ensure-debs,$(TEST_DEBS))
 
 deps-demo:
 	$(call ensure-tools,$(DEMO_TOOLS))
@@ -66,8 +86,18 @@ fix: check-go
 demo: build deps-demo
 	$(GO) run ./tests/demo --dir demo --bin $(BIN)
 
-bench: check-go
+# The issue 7 benchmarks: a markdown table on stdout, report.json and the
+# CDF chart in $(BENCH_OUT). BENCH_ARGS passes flags, e.g.
+# BENCH_ARGS='--dist-preset cpu --only dist' or BENCH_ARGS=--quick.
+BENCH_OUT  ?= bench-out
+BENCH_ARGS ?=
+bench: check-go deps-bench
+	$(GO) build $(GOFLAGS_B) -o $(BIN)/ ./cmd/... ./tests/benchrun
+	$(BIN)/benchrun --bin $(BIN) --out $(BENCH_OUT) $(BENCH_ARGS)
+
+# Go micro-benchmarks (tracker announce path, in-process).
+bench-go: check-go
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 clean:
-	rm -rf $(BIN) demo
+	rm -rf $(BIN) demo $(BENCH_OUT)

@@ -90,3 +90,18 @@ func ForceUnmount(dir string) {
 		exec.Command("fusermount3", "-u", "-z", dir).Run()
 	}
 }
+
+// RequirePython skips (or fails under CI=true) when Debian's python3
+// (/usr/bin/python3) cannot import module.
+func RequirePython(t testing.TB, module, pkg string) {
+	t.Helper()
+	err := exec.Command("/usr/bin/python3", "-c", "import "+module).Run()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf("/usr/bin/python3 cannot import %s: %v (Debian package %s; 'make test' installs it)", module, err, pkg)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
