@@ -250,6 +250,9 @@ func distMarkdown(r *distReport) string {
 		fmt.Fprintf(&b, "\nswarmfs: conversion took %s before the clock started; the origin sent %.3f×F in all (%s of fallback during distribution). CPU: source (with etcd) %s, tracker %s, busiest fetching node %s.",
 			secs(r.Swarmfs.ConvertSeconds), r.OriginMultiple, humanize.IBytes(uint64(r.Swarmfs.FallbackBytes)),
 			secs(r.Swarmfs.CPUSource), secs(r.Swarmfs.CPUTracker), secs(r.Swarmfs.CPUFetcherMax))
+		if fs := r.Swarmfs.FetcherSent; len(fs) > 0 {
+			fmt.Fprintf(&b, " Fetching nodes uploaded %s to %s each.", humanize.IBytes(uint64(slices.Min(fs))), humanize.IBytes(uint64(slices.Max(fs))))
+		}
 	}
 	for _, s := range r.Systems {
 		if len(s.Notes) > 0 {

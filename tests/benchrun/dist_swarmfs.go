@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type swarmfsRun struct {
 	CPUTracker    float64 `json:"cpu_tracker_seconds"`
 	CPUSource     float64 `json:"cpu_source_seconds"`
 	CPUFetcherMax float64 `json:"cpu_fetcher_max_seconds"`
+	// FetcherSent is what each fetching node uploaded by the time the
+	// last one completed.
+	FetcherSent []int64 `json:"fetcher_sent_bytes"`
 }
 
 // runSwarmfs distributes data through real swarmfsd processes: node "conv"
@@ -77,15 +81,11 @@ func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum stri
 			nodes[i].Stop()
 		}
 	}()
-	conv, err := harness.StartNode(e.bin, dir, "conv", append(common,
-		"--upload-rate", fmt.Sprint(p.SeedUpload))...)
+	conv, err := startHealthy(ctx, e.bin, dir, "conv", append(common, "--upload-rate", fmt.Sprint(p.SeedUpload))...)
 	if err != nil {
 		return r, err
 	}
 	nodes = append(nodes, conv)
-	if err := conv.WaitHealthy(ctx); err != nil {
-		return r, err
-	}
 	tr, err := harness.StartTracker(e.bin, dir, "tracker", taddr, "--etcd-endpoints", conv.EtcdURL, "--log-level", "warn")
 	if err != nil {
 		return r, err
@@ -99,16 +99,11 @@ func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum stri
 		fetchArgs = append(fetchArgs, "--download-rate", fmt.Sprint(p.Download))
 	}
 	for i := range p.Nodes {
-		n, err := harness.StartNode(e.bin, dir, fmt.Sprintf("node%02d", i), fetchArgs...)
+		n, err := startHealthy(ctx, e.bin, dir, fmt.Sprintf("node%02d", i), fetchArgs...)
 		if err != nil {
 			return r, err
 		}
 		nodes = append(nodes, n)
-	}
-	for _, n := range nodes {
-		if err := n.WaitHealthy(ctx); err != nil {
-			return r, err
-		}
 	}
 
 	// Conversion: the origin sends the object once, to the converter.
@@ -182,6 +177,13 @@ func runSwarmfs(ctx context.Context, e *env, p distParams, data []byte, sum stri
 	if err != nil {
 		return r, err
 	}
+	for _, n := range fetchers {
+		b, err := sentBytes(ctx, n)
+		if err != nil {
+			return r, err
+		}
+		r.FetcherSent = append(r.FetcherSent, b)
+	}
 	st := origin.Stats()
 	r.OriginBytes = st.BodyBytes
 	r.FallbackBytes = st.BodyBytes - convOrigin
@@ -237,4 +239,25 @@ func cpuProfile(ctx context.Context, n *harness.Node, d time.Duration, file stri
 		return fmt.Errorf("profile %s: %w", n.Name, err)
 	}
 	return out.Close()
+}
+
+// startHealthy starts a node and waits for /healthz. harness.FreePort can
+// race with other processes on a busy machine; a node that lost its port
+// is started again on new ones, up to three times.
+func startHealthy(ctx context.Context, bin, dir, name string, args ...string) (*harness.Node, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := harness.StartNode(bin, dir, name, args...)
+		if err != nil {
+			return nil, err
+		}
+		err = n.WaitHealthy(ctx)
+		if err == nil {
+			return n, nil
+		}
+		n.Stop()
+		if attempt == 3 || !strings.Contains(n.Log(), "address already in use") {
+			return nil, err
+		}
+		os.RemoveAll(n.Dir)
+	}
 }
