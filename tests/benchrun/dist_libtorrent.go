@@ -489,7 +489,7 @@ func runLibtorrent(ctx context.Context, e *env, p distParams, dataPath, sum stri
 				strings.Join(missing, ", "), time.Since(t0).Round(time.Second), runCtx.Err())
 		}
 	}
-	if r.CPUSeconds, err = cpu.Used(); err != nil {
+	if r.CPUSeconds, _, err = cpu.Used(); err != nil {
 		return r, err
 	}
 	r.Delivered = int64(p.Nodes) * p.Size

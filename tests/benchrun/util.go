@@ -46,6 +46,9 @@ func readMachine(ctx context.Context) Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := exec.CommandContext(ctx, "/usr/bin/python3", "-c", "import libtorrent; print(libtorrent.__version__)").Output(); err == nil {
+		m.Libtorrent = strings.TrimSpace(string(b))
+	}
 	if b, err := exec.CommandContext(ctx, "git", "describe", "--always", "--dirty").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(b))
 	}
