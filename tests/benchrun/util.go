@@ -189,6 +189,8 @@ func secs(s float64) string {
 		return "–"
 	case s < 0.01:
 		return fmt.Sprintf("%.2f ms", s*1000)
+	case s < 1:
+		return fmt.Sprintf("%.1f ms", s*1000)
 	case s < 10:
 		return fmt.Sprintf("%.2f s", s)
 	default:
