@@ -144,3 +144,16 @@ func seqRead(file string) (float64, error) {
 	}
 	return float64(total) / 1e6 / time.Since(t).Seconds(), nil
 }
+
+// mountctlStat returns the piece length of path as n's API describes it.
+func mountctlStat(ctx context.Context, n *harness.Node, path string) (int64, error) {
+	c, err := mountctl.NewClient(n.Socket())
+	if err != nil {
+		return 0, err
+	}
+	o, err := c.Stat(ctx, path)
+	if err != nil {
+		return 0, fmt.Errorf("stat %s on %s: %w", path, n.Name, err)
+	}
+	return o.PieceLength, nil
+}
