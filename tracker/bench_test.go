@@ -2,12 +2,7 @@ package tracker_test
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,71 +76,26 @@ func benchAnnounce(b *testing.B, store tracker.PeerStore, reg tracker.Registry) 
 	}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
-	base := ts.URL + "/announce?"
-	urls := make([]string, benchPeers)
-	for i := range urls {
-		a := trackertest.Announce{
-			InfoHash: trackertest.IH(i % benchSwarms),
-			PeerID:   trackertest.PeerID(fmt.Sprintf("-SW0001-%d", i)),
-			Port:     10000 + i,
-			Left:     int64(i % 3), // a third are seeders
-			Zone:     fmt.Sprintf("z%d", i%2),
-			Rack:     fmt.Sprintf("r%d", i%8),
-		}
-		urls[i] = base + a.Query()
-	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}, Timeout: 10 * time.Second}
-	defer client.CloseIdleConnections()
-	get := func(u string) error {
-		resp, err := client.Get(u)
+	var elapsed time.Duration
+	var total int64
+	b.ResetTimer()
+	for range b.N {
+		r, err := trackertest.AnnounceLoad(context.Background(), ts.URL+"/announce",
+			trackertest.LoadShape{Swarms: benchSwarms, Peers: benchPeers, Clients: benchClients, Window: benchWindow})
 		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return err
-	}
-	// Warm up: every peer announces once, so swarms are full.
-	for _, u := range urls {
-		if err := get(u); err != nil {
 			b.Fatal(err)
 		}
-	}
-	b.ResetTimer()
-	var total atomic.Int64
-	var failed atomic.Int64
-	var elapsed time.Duration
-	for range b.N {
-		start := time.Now()
-		stop := start.Add(benchWindow)
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range benchClients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Now().Before(stop) {
-					if err := get(urls[next.Add(1)%benchPeers]); err != nil {
-						failed.Add(1)
-						continue
-					}
-					total.Add(1)
-				}
-			}()
+		if r.Failed > 0 {
+			b.Errorf("%d announces failed", r.Failed)
 		}
-		wg.Wait()
-		elapsed += time.Since(start)
+		elapsed += r.Elapsed
+		total += r.Requests
+		b.Logf("p50 %v, p99 %v", r.P50, r.P99)
 	}
 	b.StopTimer()
-	if n := failed.Load(); n > 0 {
-		b.Errorf("%d announces failed", n)
-	}
-	rps := float64(total.Load()) / elapsed.Seconds()
+	rps := float64(total) / elapsed.Seconds()
 	b.ReportMetric(rps, "req/s")
-	b.ReportMetric(float64(elapsed.Microseconds())/float64(max(total.Load(), 1))*benchClients, "mean-µs/req")
-	b.Logf("%d announces in %v from %d connections: %.0f req/s (%d peers, %d swarms)", total.Load(), elapsed.Round(time.Millisecond), benchClients, rps, benchPeers, benchSwarms)
+	b.ReportMetric(float64(elapsed.Microseconds())/float64(max(total, 1))*benchClients, "mean-µs/req")
+	b.Logf("%d announces in %v from %d connections: %.0f req/s (%d peers, %d swarms)", total, elapsed.Round(time.Millisecond), benchClients, rps, benchPeers, benchSwarms)
 	return elapsed
 }
