@@ -76,12 +76,54 @@ func TestBenchQuick(t *testing.T) {
 	for _, s := range rep.Sections {
 		names = append(names, s.Name)
 	}
-	if want := []string{"dist"}; !slices.Equal(names, want) {
+	if want := []string{"dist", "lazy", "consumers", "control"}; !slices.Equal(names, want) {
 		t.Fatalf("sections %v, want %v", names, want)
 	}
 	var d benchDist
 	if err := json.Unmarshal(rep.Sections[0].Data, &d); err != nil {
 		t.Fatal(err)
+	}
+	var lazy struct {
+		PieceSeconds float64 `json:"piece_seconds"`
+		TTFBSeconds  float64 `json:"ttfb_seconds"`
+		Cold, Warm   struct {
+			N int `json:"reads"`
+		}
+		SeqDirect float64
+	}
+	var cons struct {
+		Runs []struct {
+			Name    string `json:"name"`
+			Size    int64  `json:"object_bytes"`
+			Fetched int64  `json:"fetched_bytes"`
+		} `json:"runs"`
+	}
+	var ctl struct {
+		Announce struct {
+			PerSecond float64 `json:"per_second"`
+			Failed    int64   `json:"failed"`
+		} `json:"announce"`
+		Objects, Adds int
+	}
+	for i, dst := range []any{&lazy, &cons, &ctl} {
+		if err := json.Unmarshal(rep.Sections[i+1].Data, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lazy.PieceSeconds <= 0 || lazy.TTFBSeconds <= 0 || lazy.Cold.N == 0 || lazy.Warm.N != lazy.Cold.N || lazy.SeqDirect <= 0 {
+		t.Errorf("lazy: %+v", lazy)
+	}
+	if len(cons.Runs) != 2 {
+		t.Errorf("consumers: %d runs, want 2", len(cons.Runs))
+	}
+	for _, r := range cons.Runs {
+		// A cold consumer fetches something, and not the whole object.
+		if r.Fetched <= 0 || r.Fetched >= r.Size {
+			t.Errorf("consumer %s fetched %d of %d bytes", r.Name, r.Fetched, r.Size)
+		}
+	}
+	if ctl.Announce.PerSecond <= 0 || ctl.Announce.Failed != 0 || ctl.Objects == 0 || ctl.Adds == 0 {
+		t.Errorf("control: %+v", ctl)
 	}
 	if d.TMin <= 0 || d.Params.Nodes < 2 {
 		t.Errorf("dist: T_min %v for %d nodes", d.TMin, d.Params.Nodes)
@@ -103,7 +145,7 @@ func TestBenchQuick(t *testing.T) {
 	if svg, err := os.ReadFile(d.Chart); err != nil || !strings.Contains(string(svg), "<svg") {
 		t.Errorf("chart %s: %v", d.Chart, err)
 	}
-	for _, want := range []string{"### Distribution", "| swarmfs |", "T_min"} {
+	for _, want := range []string{"### Distribution", "| swarmfs |", "T_min", "### Lazy reads", "time to first byte", "### Consumers", "qemu-img info", "sqlite3 point query", "### Control plane", "announce throughput"} {
 		if !strings.Contains(string(stdout), want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
