@@ -246,6 +246,9 @@ func (c *Client) Join(ctx context.Context, spec JoinSpec) (*Object, error) {
 		if err := c.store.setCompletion(ih, info.NumPieces(), false); err != nil {
 			return nil, fmt.Errorf("join %s: %w", ih, err)
 		}
+		if err := c.store.preallocate(ih, info.Length); err != nil {
+			return nil, fmt.Errorf("join %s: %w", ih, err)
+		}
 	}
 	if o, ok := c.Object(ih); ok {
 		// Already held: its origin and fallback are set; only add peers.

@@ -20,6 +20,8 @@ var (
 	ErrTooLarge = errors.New("swarm: object info too large")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("swarm: client closed")
+	// ErrNoSpace: the data directory cannot hold the object.
+	ErrNoSpace = errors.New("swarm: not enough disk space")
 )
 
 // OriginError is an unexpected HTTP status from the origin.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -538,5 +539,37 @@ func TestDownloadAllSpreadsFirstPieces(t *testing.T) {
 	waitComplete(t, a, 30*time.Second)
 	if hi := highPieces(a); len(hi) != 0 {
 		t.Errorf("complete object still has high-priority pieces %v", hi)
+	}
+}
+
+// A join that the data directory cannot hold fails at once with
+// ErrNoSpace, naming the object and the space it needs, and leaves no
+// data file behind; the object is not half-downloaded into a full disk.
+func TestJoinFullDiskFailsEarly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test mounts a small tmpfs and needs root")
+		}
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	origin := newOrigin(t)
+	origin.Put("/big.bin", swarmtest.Data(11, 16<<20))
+	src := swarm.NewTestClient(t, swarm.TestingConfig(t))
+	conv := convert(t, src, origin.URL("/big.bin"))
+
+	small := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	cfg := swarm.TestingConfig(t)
+	cfg.DataDir = small
+	c := swarm.NewTestClient(t, cfg)
+	_, err := c.Join(context.Background(), swarm.JoinSpec{InfoBytes: conv.Object.InfoBytes(), Peers: []string{src.Addr().String()}})
+	if !errors.Is(err, swarm.ErrNoSpace) || !strings.Contains(err.Error(), "16 MiB") || !strings.Contains(err.Error(), conv.Object.InfoHash().HexString()) {
+		t.Fatalf("Join into a 4 MiB filesystem: %v, want ErrNoSpace naming the object and 16 MiB", err)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(small, "*", "data")); len(dirs) != 0 {
+		t.Errorf("data files left behind: %v", dirs)
 	}
 }
