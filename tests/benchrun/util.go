@@ -187,6 +187,8 @@ func secs(s float64) string {
 	switch {
 	case math.IsNaN(s):
 		return "–"
+	case s < 0.0001:
+		return fmt.Sprintf("%.1f µs", s*1e6)
 	case s < 0.01:
 		return fmt.Sprintf("%.2f ms", s*1000)
 	case s < 1:
