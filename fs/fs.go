@@ -100,7 +100,9 @@ func Mount(cfg Config, ns Namespace, objs Objects, opts ...Option) (*FS, error) 
 		return nil, fmt.Errorf("fs: create mountpoint: %w", err)
 	}
 	f.root = &dirNode{fs: f, path: ""}
-	entry, attr, neg := time.Second, time.Second, 500*time.Millisecond
+	// Entries can be cached long: follow() invalidates them as the index
+	// changes. Attributes follow st_blocks (see fileNode.attrTimeout).
+	entry, attr, neg := time.Minute, time.Second, 500*time.Millisecond
 	server, err := gofs.Mount(cfg.Mountpoint, f.root, &gofs.Options{
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,

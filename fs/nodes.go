@@ -86,10 +86,17 @@ type fileNode struct {
 }
 
 func (n *fileNode) attrTimeout() time.Duration {
-	if r := n.held(); r != nil && r.t.Complete().Bool() {
+	r := n.held()
+	switch {
+	case r == nil:
+		// Nothing changes until the object is opened here, and Open
+		// drops the cached attributes then: listings of big
+		// directories stay cached.
+		return time.Minute
+	case r.t.Complete().Bool():
 		return time.Hour
 	}
-	return time.Second
+	return time.Second // st_blocks follows the download
 }
 
 // held returns the object's reader if this node has opened it.
@@ -171,9 +178,16 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
+	wasHeld := n.held() != nil
 	r, err := n.fs.reader(ctx, n.rec)
 	if err != nil {
 		return nil, 0, n.fs.toErrno("open "+n.rec.Path, err)
+	}
+	if !wasHeld {
+		// st_blocks now follows the local copy: drop the kernel's cached
+		// attributes (a negative offset keeps the page cache). Not from
+		// within this request: the kernel may hold the inode.
+		go n.NotifyContent(-1, 0)
 	}
 	if n.fs.cfg.Background == BackgroundOnOpen {
 		n.fs.mu.Lock()
