@@ -62,14 +62,20 @@ type controlReport struct {
 	ListReadySeconds float64 `json:"list_ready_seconds"`
 	LsColdSeconds    float64 `json:"ls_l_cold_seconds"`
 	LsWarmSeconds    float64 `json:"ls_l_warm_seconds"`
-	Adds             int     `json:"adds"`
-	AddBytes         int     `json:"add_bytes"`
-	AddConcurrency   int     `json:"add_concurrency"`
-	AddSeconds       float64 `json:"add_seconds"`
-	AddP50           float64 `json:"add_p50_seconds"`
-	AddP99           float64 `json:"add_p99_seconds"`
+	// FindSeconds is find -printf %s of the directory right after: the
+	// same readdir and stats without ls -l's two getxattr calls per entry.
+	FindSeconds    float64 `json:"find_size_seconds"`
+	Adds           int     `json:"adds"`
+	AddBytes       int     `json:"add_bytes"`
+	AddConcurrency int     `json:"add_concurrency"`
+	AddSeconds     float64 `json:"add_seconds"`
+	AddP50         float64 `json:"add_p50_seconds"`
+	AddP99         float64 `json:"add_p99_seconds"`
 	// EtcdWritesPerAdd is etcd raft entries over adds.
 	EtcdWritesPerAdd float64 `json:"etcd_writes_per_add"`
+	// AddCPUSeconds is the CPU time of the adding node's swarmfsd (its
+	// etcd member included) over the adds.
+	AddCPUSeconds float64 `json:"add_cpu_seconds"`
 	// VisibleSeconds is from the last add's return until another node's
 	// mount lists every added object; AllVisibleSeconds from the first
 	// add's start.
@@ -179,15 +185,24 @@ func runControl(ctx context.Context, e *env) (section, error) {
 	if err := sleepCtx(ctx, kernelCacheTimeout); err != nil {
 		return section{}, fmt.Errorf("control: %w", err)
 	}
-	for _, dst := range []*float64{&r.LsColdSeconds, &r.LsWarmSeconds} {
+	bulk := filepath.Join(mnt, "bulk")
+	for _, run := range []struct {
+		dst   *float64
+		extra int // lines besides the entries
+		cmd   []string
+	}{
+		{&r.LsColdSeconds, 1, []string{"ls", "-l", bulk}}, // "total" line
+		{&r.LsWarmSeconds, 1, []string{"ls", "-l", bulk}},
+		{&r.FindSeconds, 0, []string{"find", bulk, "-mindepth", "1", "-maxdepth", "1", "-printf", "%s\n"}},
+	} {
 		t := time.Now()
-		out, err := exec.CommandContext(ctx, "ls", "-l", filepath.Join(mnt, "bulk")).Output()
-		*dst = time.Since(t).Seconds()
+		out, err := exec.CommandContext(ctx, run.cmd[0], run.cmd[1:]...).Output()
+		*run.dst = time.Since(t).Seconds()
 		if err != nil {
-			return section{}, fmt.Errorf("control: ls -l: %w", err)
+			return section{}, fmt.Errorf("control: %s: %w", strings.Join(run.cmd, " "), err)
 		}
-		if n := strings.Count(string(out), "\n") - 1; n != objects { // less the "total" line
-			return section{}, fmt.Errorf("control: ls -l listed %d objects, want %d", n, objects)
+		if n := strings.Count(string(out), "\n") - run.extra; n != objects {
+			return section{}, fmt.Errorf("control: %s listed %d objects, want %d", run.cmd[0], n, objects)
 		}
 	}
 
@@ -205,6 +220,10 @@ func runControl(ctx context.Context, e *env) (section, error) {
 	e.log.Info("control: adds", "adds", adds, "concurrency", r.AddConcurrency)
 	if raft0, err = raftIndex(ctx, ix, n0.EtcdURL); err != nil {
 		return section{}, err
+	}
+	cpu, err := newCPUMeter(n0.Pid())
+	if err != nil {
+		return section{}, fmt.Errorf("control: %w", err)
 	}
 	lat := make([]time.Duration, adds)
 	errs := make(chan error, adds)
@@ -227,6 +246,9 @@ func runControl(ctx context.Context, e *env) (section, error) {
 	}
 	wg.Wait()
 	r.AddSeconds = time.Since(t).Seconds()
+	if r.AddCPUSeconds, _, err = cpu.Used(); err != nil {
+		return section{}, fmt.Errorf("control: %w", err)
+	}
 	close(errs)
 	if err := <-errs; err != nil {
 		return section{}, fmt.Errorf("control: %w", err)
@@ -346,9 +368,10 @@ func controlMarkdown(r *controlReport, cores int) string {
 	t.add(fmt.Sprintf("node start until its mount lists %d objects", r.Objects), secs(r.ListReadySeconds), "start, mount, index sync, readdir")
 	t.add(fmt.Sprintf("ls -l of %d objects, cold", r.Objects), secs(r.LsColdSeconds), "kernel entry and attribute caches expired")
 	t.add(fmt.Sprintf("ls -l of %d objects, warm", r.Objects), secs(r.LsWarmSeconds), "right after; those caches last 1 s")
+	t.add(fmt.Sprintf("find -printf %%s of %d objects, warm", r.Objects), secs(r.FindSeconds), "the same stats without ls -l's two getxattr calls per entry, which FUSE does not cache")
 	t.add(fmt.Sprintf("add %d small objects (%d KiB) through the API", r.Adds, r.AddBytes>>10), secs(r.AddSeconds),
-		fmt.Sprintf("%.0f adds/s, %d in flight; one add (convert, publish, complete) p50 %s, p99 %s; %.1f etcd writes per add",
-			float64(r.Adds)/r.AddSeconds, r.AddConcurrency, secs(r.AddP50), secs(r.AddP99), r.EtcdWritesPerAdd))
+		fmt.Sprintf("%.0f adds/s, %d in flight; one add (convert, publish, complete) p50 %s, p99 %s; %.1f etcd writes and %s of the node's CPU (etcd included) per add",
+			float64(r.Adds)/r.AddSeconds, r.AddConcurrency, secs(r.AddP50), secs(r.AddP99), r.EtcdWritesPerAdd, secs(r.AddCPUSeconds/float64(r.Adds))))
 	t.add("first add until another node's mount lists them all", secs(r.AllVisibleSeconds), fmt.Sprintf("%s after the last add returned", secs(r.VisibleSeconds)))
 	b.WriteString(t.String())
 	return b.String()
