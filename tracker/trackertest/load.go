@@ -1,6 +1,7 @@
 package trackertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -30,10 +31,20 @@ type LoadResult struct {
 // PerSecond is the rate of successful requests.
 func (r LoadResult) PerSecond() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
 
+// failureKey marks a bencoded failure answer, which trackers send with
+// status 200 (an unregistered infohash in private mode, for one).
+var failureKey = []byte("14:failure reason")
+
 // AnnounceLoad announces every peer once (so the swarms are full), then
 // runs the load against the tracker whose announce URL is announceURL. A
-// third of the peers are seeders; zones and racks alternate.
+// third of the peers are seeders; zones and racks alternate. A warm-up
+// announce that fails (a failure reason included) is an error: the load
+// would measure the rejection path. During the load, failed requests are
+// counted in Failed and left out of the latencies.
 func AnnounceLoad(ctx context.Context, announceURL string, s LoadShape) (LoadResult, error) {
+	if s.Swarms <= 0 || s.Peers < s.Swarms || s.Clients <= 0 || s.Window <= 0 {
+		return LoadResult{}, fmt.Errorf("announce load: bad shape %+v (want swarms > 0, peers >= swarms, clients > 0, window > 0)", s)
+	}
 	urls := make([]string, s.Peers)
 	for i := range urls {
 		a := Announce{
@@ -48,24 +59,32 @@ func AnnounceLoad(ctx context.Context, announceURL string, s LoadShape) (LoadRes
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: s.Clients, MaxConnsPerHost: s.Clients}, Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
-	get := func(u string) error {
+	get := func(u string) ([]byte, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		resp, err := client.Do(req)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		_, err = io.Copy(io.Discard, resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("status %d", resp.StatusCode)
+		switch {
+		case err != nil:
+		case resp.StatusCode != http.StatusOK:
+			err = fmt.Errorf("status %d: %q", resp.StatusCode, body)
+		case bytes.Contains(body, failureKey):
+			err = fmt.Errorf("failure answer %q", body)
 		}
-		return err
+		return body, err
 	}
 	for _, u := range urls {
-		if err := get(u); err != nil {
+		body, err := get(u)
+		if err == nil {
+			_, err = DecodeAnnounce(body)
+		}
+		if err != nil {
 			return LoadResult{}, fmt.Errorf("warm-up announce: %w", err)
 		}
 	}
@@ -82,7 +101,7 @@ func AnnounceLoad(ctx context.Context, announceURL string, s LoadShape) (LoadRes
 			defer wg.Done()
 			for time.Now().Before(stop) && ctx.Err() == nil {
 				t := time.Now()
-				if err := get(urls[next.Add(1)%int64(s.Peers)]); err != nil {
+				if _, err := get(urls[next.Add(1)%int64(s.Peers)]); err != nil {
 					failed.Add(1)
 					continue
 				}
