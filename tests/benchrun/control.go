@@ -272,7 +272,6 @@ func raftIndex(ctx context.Context, ix *index.Index, endpoint string) (uint64, e
 	return st.RaftIndex, nil
 }
 
-
 // publishMany puts n small objects under bulk/ in the index, 16 at a time.
 // Each has a real info dict (one piece), so the mount can list and stat it.
 func publishMany(ctx context.Context, ix *index.Index, n int) error {
