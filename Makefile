@@ -30,11 +30,9 @@ check-go:
 build: check-go
 	$(GO) build $(GOFLAGS_B) -o $(BIN)/ ./cmd/...
 
-# ensure-tools installs missing commands from Debian packages, or fails.
-define ensure-tools
-	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
-	if [ -n "$$missing" ]; then \
+# install-missing installs the Debian packages in $$missing, or fails.
+define install-missing
+if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
@@ -43,16 +41,17 @@ define ensure-tools
 	fi
 endef
 
-# ensure-debs installs missing Debian packages (checked with dpkg), or fails.
+# ensure-tools installs the packages of missing commands (command:package pairs).
+define ensure-tools
+	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	$(install-missing)
+endef
+
+# ensure-debs installs missing Debian packages (checked with dpkg).
 define ensure-debs
 	@missing=""; for pkg in $(1); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || \
-	      { echo "error: apt-get install$$missing failed" >&2; exit 1; }; \
-	  else echo "error: missing Debian packages:$$missing (install them as root with apt-get)" >&2; exit 1; fi; \
-	fi
+	$(install-missing)
 endef
 
 deps-test:
