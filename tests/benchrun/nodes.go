@@ -64,6 +64,10 @@ func (c *cluster) start(ctx context.Context, name string, mount bool, args ...st
 		return nil, "", err
 	}
 	c.nodes = append(c.nodes, n)
+	// swarmfsd answers /healthz before its control API socket exists.
+	if err := waitFile(ctx, n.Socket()); err != nil {
+		return nil, "", err
+	}
 	if mount {
 		if err := harness.WaitMounted(ctx, n, mnt); err != nil {
 			return nil, "", err
