@@ -109,7 +109,7 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSER
 	checks := []string{fmt.Sprintf(`"virtual-size": %d`, size), fmt.Sprintf("%d|1000", rows/2)}
 	for i, f := range []string{"disk.qcow2", "data.db"} {
 		path := filepath.Join(mnt, "consumers", f)
-		if err := waitFile(ctx, path); err != nil {
+		if err := waitFile(ctx, reader, path); err != nil {
 			return section{}, err
 		}
 		st, err := os.Stat(path)
@@ -140,10 +140,11 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSER
 		if err != nil {
 			return section{}, err
 		}
-		obj, err := mountctlStat(ctx, reader, "consumers/"+f)
+		o, err := objectStat(ctx, reader, "consumers/"+f)
 		if err != nil {
 			return section{}, err
 		}
+		obj := o.PieceLength
 		runs[i].Size, runs[i].PieceLength = st.Size(), obj
 		runs[i].Fetched = after - before
 		runs[i].Pieces = float64(runs[i].Fetched) / float64(obj)
