@@ -67,7 +67,7 @@ const (
 func runConsumers(ctx context.Context, e *env) (section, error) {
 	for _, t := range [][2]string{{"qemu-img", "qemu-utils"}, {"sqlite3", "sqlite3"}} {
 		if _, err := exec.LookPath(t[0]); err != nil {
-			return section{}, fmt.Errorf("consumers: %s is missing (Debian package %s): %w", t[0], t[1], err)
+			return section{}, fmt.Errorf("%s is missing (Debian package %s): %w", t[0], t[1], err)
 		}
 	}
 	size, row := int64(1<<30), int64(1000)
@@ -116,13 +116,13 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSER
 	for i, k := range consumers {
 		t := time.Now()
 		if err := runTool(ctx, buildTimeout, k.build...); err != nil {
-			return section{}, fmt.Errorf("consumers: build %s: %w", k.object, err)
+			return section{}, fmt.Errorf("build %s: %w", k.object, err)
 		}
 		runs[i].BuildSeconds = time.Since(t).Seconds()
 		e.log.Info("consumers: built", "file", k.object, "took", time.Since(t).Round(time.Millisecond))
 		b, err := os.ReadFile(k.file)
 		if err != nil {
-			return section{}, fmt.Errorf("consumers: %w", err)
+			return section{}, err
 		}
 		c.origin.Put("/"+k.object, b)
 		os.Remove(k.file)
@@ -161,10 +161,10 @@ WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < %d) INSER
 		out, err := toolOutput(ctx, consumeTimeout, run.Command...)
 		run.Seconds = time.Since(t).Seconds()
 		if err != nil {
-			return section{}, fmt.Errorf("consumers: %w", err)
+			return section{}, err
 		}
 		if !strings.Contains(out, k.want) {
-			return section{}, fmt.Errorf("consumers: %s printed %q, want %q in it", run.Command[0], out, k.want)
+			return section{}, fmt.Errorf("%s printed %q, want %q in it", run.Command[0], out, k.want)
 		}
 		after, err := received(ctx, reader)
 		if err != nil {

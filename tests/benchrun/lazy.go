@@ -111,7 +111,7 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 		reads = lazyFlags.reads
 	}
 	if n := min(size, seqSize) / piece; int64(reads) >= n {
-		return section{}, fmt.Errorf("lazy: %d reads, each in its own piece, need more than %d pieces", reads, n)
+		return section{}, fmt.Errorf("%d reads, each in its own piece, need more than %d pieces", reads, n)
 	}
 	c, err := newCluster(e, "lazy")
 	if err != nil {
@@ -172,7 +172,7 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 		return section{}, err
 	}
 	if !bytes.Equal(first.data, data[mid+piece/2:][:4096]) {
-		return section{}, fmt.Errorf("lazy: first read at %d returned wrong bytes", mid+piece/2)
+		return section{}, fmt.Errorf("first read at %d returned wrong bytes", mid+piece/2)
 	}
 	r.TTFBSeconds, r.TTFBOpenSeconds = (first.open + first.read).Seconds(), first.open.Seconds()
 	offs := randomOffsets(size, piece, reads, mid/piece)
@@ -221,7 +221,7 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 		return section{}, err
 	}
 	if r.Busy.N == 0 {
-		return section{}, fmt.Errorf("lazy: the background download ended before the first foreground read; make --lazy-seq-size larger or --lazy-upload smaller")
+		return section{}, fmt.Errorf("the background download ended before the first foreground read; make --lazy-seq-size larger or --lazy-upload smaller")
 	}
 	return section{Markdown: lazyMarkdown(&r), Data: &r}, nil
 }
@@ -257,7 +257,7 @@ func measureReads(ctx context.Context, n *harness.Node, file, path string, data 
 			return latency{}, err
 		}
 		if !bytes.Equal(rd.data, data[off:off+4096]) {
-			return latency{}, fmt.Errorf("lazy: read of %s at %d returned wrong bytes", file, off)
+			return latency{}, fmt.Errorf("read of %s at %d returned wrong bytes", file, off)
 		}
 		ds = append(ds, rd.read)
 	}
@@ -349,7 +349,7 @@ func foregroundReads(ctx context.Context, c *cluster, name, policy string, nodeA
 			return latency{}, 0, err
 		}
 		if !bytes.Equal(rd.data, data[off:off+4096]) {
-			return latency{}, 0, fmt.Errorf("lazy: read of %s at %d returned wrong bytes", file, off)
+			return latency{}, 0, fmt.Errorf("read of %s at %d returned wrong bytes", file, off)
 		}
 		if o, err = api.Stat(ctx, "seq.bin"); err != nil {
 			return latency{}, 0, fmt.Errorf("stat seq.bin on %s: %w", name, err)
