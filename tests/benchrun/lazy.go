@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ func latencyOf(ds []time.Duration) latency {
 type seqRun struct {
 	Name     string  `json:"name"`
 	ColdMBps float64 `json:"cold_mbps"` // page cache dropped first
+	// Resident is the share of the backing file in memory before the cold
+	// read.
+	Resident float64 `json:"resident_share"`
 	WarmMBps float64 `json:"warm_mbps"` // right after the cold read
 	// DaemonBytes is what swarmfsd served to FUSE reads during the cold
 	// and the warm read: none with passthrough or from the page cache.
@@ -77,13 +81,17 @@ type lazyReport struct {
 	TTFBSeconds     float64 `json:"ttfb_seconds"`
 	TTFBOpenSeconds float64 `json:"ttfb_open_seconds"`
 	// Random 4 KiB reads, each in its own piece: cold (pieces never
-	// fetched), warm (again, page cache), local (page cache dropped, the
-	// pieces on local disk).
+	// fetched), warm (again, page cache), local (the node restarted and
+	// the page cache dropped: the pieces on local disk only).
 	Cold  latency `json:"cold"`
 	Warm  latency `json:"warm"`
 	Local latency `json:"local"`
+	// LocalResident is the share of the node's data file in memory before
+	// the local reads (the node restarted, the page cache dropped).
+	LocalResident float64 `json:"local_resident_share"`
 	// Sequential reads of the complete object: its backing file directly,
-	// the seeder's mount (passthrough), a mount with --no-passthrough.
+	// the seeder's mount (passthrough), a mount with --no-passthrough; the
+	// nodes restarted first (see cluster.restart).
 	Seq []seqRun `json:"sequential"`
 	// Cold random reads of the sequential object on a fresh node without
 	// (quiet) and with (busy) its background download running. Busy counts
@@ -125,16 +133,27 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 	r.NominalPieceSeconds = float64(piece) / float64(upload)
 	nodeArgs := []string{"--piece-length", fmt.Sprint(piece), "--upload-rate", fmt.Sprint(upload)}
 
+	// The first node only runs etcd, so that the others can be restarted.
+	if _, _, err := c.start(ctx, "index", false); err != nil {
+		return section{}, err
+	}
 	// The seeder converts both objects; its mount uses passthrough.
 	seed, mntSeed, err := c.start(ctx, "seed", true, nodeArgs...)
 	if err != nil {
 		return section{}, err
 	}
-	for _, p := range []string{"lazy.bin", "seq.bin"} {
+	var ih [2]string
+	for i, p := range []string{"lazy.bin", "seq.bin"} {
 		if _, err := add(ctx, seed, c.origin.URL("/"+p), p); err != nil {
 			return section{}, err
 		}
+		o, err := objectStat(ctx, seed, p)
+		if err != nil {
+			return section{}, err
+		}
+		ih[i] = o.InfoHash
 	}
+	dataFile := func(n *harness.Node, i int) string { return filepath.Join(n.Dir, "data", ih[i], "data") }
 
 	// One piece's transfer time: "full" downloads the sequential object
 	// from the seeder, its only source.
@@ -176,34 +195,64 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 	}
 	r.TTFBSeconds, r.TTFBOpenSeconds = (first.open + first.read).Seconds(), first.open.Seconds()
 	offs := randomOffsets(size, piece, reads, mid/piece)
-	if r.Cold, err = measureReads(ctx, cold, file, "lazy.bin", data, offs, piece); err != nil {
+	if r.Cold, err = measureReads(ctx, cold, file, data, offs, piece); err != nil {
 		return section{}, err
 	}
-	if r.Warm, err = measureReads(ctx, cold, file, "lazy.bin", data, offs, piece); err != nil {
+	if r.Warm, err = measureReads(ctx, cold, file, data, offs, piece); err != nil {
 		return section{}, err
 	}
-	if err := dropCaches(); err != nil {
+	// Local: the pieces on disk only.
+	if cold, err = c.restart(ctx, cold, mntCold); err != nil {
 		return section{}, err
 	}
-	if r.Local, err = measureReads(ctx, cold, file, "lazy.bin", data, offs, piece); err != nil {
+	if err := openOnly(ctx, cold, file); err != nil {
+		return section{}, err
+	}
+	if r.LocalResident, err = resident(dataFile(cold, 0)); err != nil {
+		return section{}, err
+	}
+	if r.Local, err = measureReads(ctx, cold, file, data, offs, piece); err != nil {
 		return section{}, err
 	}
 	c.stop(cold, mntCold)
 
-	// Sequential reads of the complete object.
-	o, err := objectStat(ctx, seed, "seq.bin")
-	if err != nil {
+	// Sequential reads of the complete object, from disk.
+	if seed, err = c.restart(ctx, seed, mntSeed); err != nil {
 		return section{}, err
+	}
+	if full, err = c.restart(ctx, full, mntFull); err != nil {
+		return section{}, err
+	}
+	for _, w := range []struct {
+		n    *harness.Node
+		want int
+	}{{seed, 2}, {full, 1}} {
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := w.n.WaitComplete(wctx, w.want)
+		cancel()
+		if err != nil {
+			return section{}, err
+		}
+	}
+	// Every cold read should find the data in the same place. On a VM the
+	// disk may sit on the host's page cache, which drop_caches does not
+	// reach, so that the first read of a file would be the only one from
+	// the disk: read both data files once first.
+	for _, f := range []string{dataFile(seed, 1), dataFile(full, 1)} {
+		if _, err := seqRead(ctx, f); err != nil {
+			return section{}, err
+		}
 	}
 	for _, s := range []struct {
 		name, file string
 		n          *harness.Node // serving the mount, nil for the backing file
+		backing    string
 	}{
-		{"backing file directly", filepath.Join(seed.Dir, "data", o.InfoHash, "data"), nil},
-		{"mount, passthrough", filepath.Join(mntSeed, "seq.bin"), seed},
-		{"mount, no passthrough", filepath.Join(mntFull, "seq.bin"), full},
+		{"backing file directly", dataFile(seed, 1), nil, dataFile(seed, 1)},
+		{"mount, passthrough", filepath.Join(mntSeed, "seq.bin"), seed, dataFile(seed, 1)},
+		{"mount, no passthrough", filepath.Join(mntFull, "seq.bin"), full, dataFile(full, 1)},
 	} {
-		run, err := measureSeq(ctx, s.n, s.file)
+		run, err := measureSeq(ctx, s.n, s.file, s.backing)
 		if err != nil {
 			return section{}, err
 		}
@@ -243,10 +292,10 @@ func randomOffsets(size, piece int64, n int, skip int64) []int64 {
 	return offs
 }
 
-// measureReads reads 4 KiB at each offset of file (path on n), checks the
-// bytes against data and counts the pieces n verified meanwhile.
-func measureReads(ctx context.Context, n *harness.Node, file, path string, data []byte, offs []int64, piece int64) (latency, error) {
-	before, err := objectStat(ctx, n, path)
+// measureReads reads 4 KiB at each offset of file (in n's mount), checks
+// the bytes against data and counts the pieces n fetched meanwhile.
+func measureReads(ctx context.Context, n *harness.Node, file string, data []byte, offs []int64, piece int64) (latency, error) {
+	before, err := received(ctx, n)
 	if err != nil {
 		return latency{}, err
 	}
@@ -261,18 +310,34 @@ func measureReads(ctx context.Context, n *harness.Node, file, path string, data 
 		}
 		ds = append(ds, rd.read)
 	}
-	after, err := objectStat(ctx, n, path)
+	after, err := received(ctx, n)
 	if err != nil {
 		return latency{}, err
 	}
 	l := latencyOf(ds)
-	l.Fetched = (after.BytesCompleted - before.BytesCompleted) / piece
+	l.Fetched = (after - before + piece/2) / piece
 	return l, nil
 }
 
+// openOnly opens and closes file, so that a measured read does not pay
+// for n joining the object after a restart.
+func openOnly(ctx context.Context, n *harness.Node, file string) error {
+	if err := waitFile(ctx, n, file); err != nil {
+		return err
+	}
+	_, err := bounded(ctx, readTimeout, "open "+file, func() (struct{}, error) {
+		f, err := os.Open(file)
+		if err == nil {
+			f.Close()
+		}
+		return struct{}{}, err
+	})
+	return err
+}
+
 // measureSeq reads file sequentially cold, then warm; n is the node whose
-// mount holds file (nil: not a mount).
-func measureSeq(ctx context.Context, n *harness.Node, file string) (seqRun, error) {
+// mount holds file (nil: not a mount), backing the data file underneath.
+func measureSeq(ctx context.Context, n *harness.Node, file, backing string) (seqRun, error) {
 	var run seqRun
 	served := func() (int64, error) {
 		if n == nil {
@@ -284,6 +349,10 @@ func measureSeq(ctx context.Context, n *harness.Node, file string) (seqRun, erro
 	for _, cold := range []bool{true, false} {
 		if cold {
 			if err := dropCaches(); err != nil {
+				return run, err
+			}
+			var err error
+			if run.Resident, err = resident(backing); err != nil {
 				return run, err
 			}
 		}
@@ -334,9 +403,9 @@ func foregroundReads(ctx context.Context, c *cluster, name, policy string, nodeA
 	if _, err := readAt(ctx, file, 0, 1); err != nil {
 		return latency{}, 0, err
 	}
-	start, err := api.Stat(ctx, "seq.bin")
+	start, err := received(ctx, n)
 	if err != nil {
-		return latency{}, 0, fmt.Errorf("stat seq.bin on %s: %w", name, err)
+		return latency{}, 0, err
 	}
 	var (
 		during []time.Duration
@@ -361,27 +430,36 @@ func foregroundReads(ctx context.Context, c *cluster, name, policy string, nodeA
 		}
 	}
 	l := latencyOf(during)
-	l.Fetched = (o.BytesCompleted - start.BytesCompleted) / piece
+	end, err := received(ctx, n)
+	if err != nil {
+		return latency{}, 0, err
+	}
+	l.Fetched = (end - start + piece/2) / piece
 	return l, after, nil
 }
 
 func lazyMarkdown(r *lazyReport) string {
 	var b strings.Builder
 	ib := func(v int64) string { return humanize.IBytes(uint64(v)) }
+	pct := func(v float64) string { return fmt.Sprintf("%.0f%%", 100*v) }
 	fmt.Fprintf(&b, "### Lazy reads through the mount\n\n"+
 		"Objects of %s (first byte, random reads) and %s (sequential, background), %s pieces, every node's upload capped at %s/s. "+
 		"One piece's transfer time is a fresh node's download of the %s object from the seeder alone (%s), over its pieces; the cap alone gives %s. "+
-		"benchrun reads the mounts itself, %d random 4 KiB reads a row, each in its own piece; cold reads fetched %d pieces, warm and local %d and %d.\n\n",
+		"benchrun reads the mounts itself, %d random 4 KiB reads a row, each in its own piece; cold reads fetched %d pieces, warm and local %d and %d. "+
+		"swarmfsd keeps its data files mapped (anacrolix's mmap storage) and drop_caches spares mapped pages, so before the local and the cold sequential reads "+
+		"the nodes were restarted and the page cache dropped: %s of the data file was then in memory for the local reads, %s, %s and %s for the sequential ones. "+
+		"Each data file was read once before the cold sequential reads, so that all of them read it from the same place (a VM's disk may be cached by its host).\n\n",
 		ib(r.Size), ib(r.SeqSize), ib(r.PieceLength), ib(r.Upload),
 		ib(r.SeqSize), secs(r.FullDownloadSeconds), secs(r.NominalPieceSeconds),
-		r.Cold.N, r.Cold.Fetched, r.Warm.Fetched, r.Local.Fetched)
+		r.Cold.N, r.Cold.Fetched, r.Warm.Fetched, r.Local.Fetched,
+		pct(r.LocalResident), pct(r.Seq[0].Resident), pct(r.Seq[1].Resident), pct(r.Seq[2].Resident))
 	t := table{head: []string{"figure", "value", "bound", "ratio"}}
 	t.add("one piece's transfer time", secs(r.PieceSeconds), "", "")
 	t.add("time to first byte, never-read object (open + 4 KiB read)", secs(r.TTFBSeconds)+" (open "+secs(r.TTFBOpenSeconds)+")", "≤ 2× one piece", ratio(r.TTFBSeconds, r.PieceSeconds))
 	pp := func(l latency) string { return "p50 " + secs(l.P50) + ", p99 " + secs(l.P99) }
 	t.add("random 4 KiB, cold", pp(r.Cold), "", ratio(r.Cold.P50, r.PieceSeconds)+" one piece (p50)")
 	t.add("random 4 KiB, warm (page cache)", pp(r.Warm), "", "")
-	t.add("random 4 KiB, local (page cache dropped)", pp(r.Local), "", "")
+	t.add("random 4 KiB, local (from disk)", pp(r.Local), "", "")
 	mb := func(v float64) string { return fmt.Sprintf("%.0f MB/s", v) }
 	direct := r.Seq[0]
 	for i, s := range r.Seq {

@@ -7,6 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"swarmfs/mountctl"
 	"swarmfs/swarm/swarmtest"
@@ -20,6 +23,7 @@ type cluster struct {
 	e      *env
 	dir    string
 	nodes  []*harness.Node
+	args   map[*harness.Node][]string // each node's flags, for restart
 	mounts []string
 	origin *swarmtest.Origin
 }
@@ -33,7 +37,7 @@ func newCluster(e *env, name string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cluster{e: e, dir: dir, origin: o}, nil
+	return &cluster{e: e, dir: dir, origin: o, args: map[*harness.Node][]string{}}, nil
 }
 
 func (c *cluster) close() {
@@ -65,16 +69,51 @@ func (c *cluster) start(ctx context.Context, name string, mount bool, args ...st
 		return nil, "", err
 	}
 	c.nodes = append(c.nodes, n)
-	// swarmfsd answers /healthz before its control API socket exists.
+	c.args[n] = args
+	return n, mnt, c.ready(ctx, n, mnt)
+}
+
+// ready waits for n's control API socket (swarmfsd answers /healthz
+// before it exists) and its mount.
+func (c *cluster) ready(ctx context.Context, n *harness.Node, mnt string) error {
 	if err := waitFile(ctx, n, n.Socket()); err != nil {
-		return nil, "", err
+		return err
 	}
-	if mount {
-		if err := harness.WaitMounted(ctx, n, mnt); err != nil {
-			return nil, "", err
-		}
+	if mnt == "" {
+		return nil
 	}
-	return n, mnt, nil
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return harness.WaitMounted(ctx, n, mnt)
+}
+
+// restart stops n, drops the page cache and starts n again on its state
+// dir with the same flags (and new ports). It resumes its objects from
+// its data dir, trusting the saved piece completion, and none of their
+// data is in memory until read: the way to a truly cold read, since
+// anacrolix's file storage keeps the data files mapped and drop_caches
+// spares mapped pages. n must not be the cluster's etcd member.
+func (c *cluster) restart(ctx context.Context, n *harness.Node, mnt string) (*harness.Node, error) {
+	if n == c.nodes[0] {
+		return nil, fmt.Errorf("restart %s: it runs the cluster's etcd", n.Name)
+	}
+	c.stop(n, mnt)
+	if err := dropCaches(); err != nil {
+		return nil, err
+	}
+	// Not startHealthy: its retry on a taken port wipes the state dir.
+	m, err := harness.StartNode(c.e.bin, c.dir, n.Name, c.args[n]...)
+	if err != nil {
+		return nil, err
+	}
+	c.nodes = append(c.nodes, m)
+	c.args[m] = c.args[n]
+	hctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := m.WaitHealthy(hctx); err != nil {
+		return nil, fmt.Errorf("restart %s: %w", n.Name, err)
+	}
+	return m, c.ready(ctx, m, mnt)
 }
 
 // stop ends a node before the others (so that it serves no more pieces)
@@ -194,6 +233,33 @@ func seqRead(ctx context.Context, file string) (float64, error) {
 		}
 		return float64(n) / 1e6 / d.Seconds(), nil
 	})
+}
+
+// resident is the share of file's pages in the page cache (mincore).
+func resident(file string) (float64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return 0, err
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return 0, fmt.Errorf("map %s: %w", file, err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, (len(m)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		return 0, fmt.Errorf("mincore %s: %w", file, e)
+	}
+	in := 0
+	for _, v := range vec {
+		in += int(v & 1)
+	}
+	return float64(in) / float64(len(vec)), nil
 }
 
 // onlyReader hides io.WriterTo, so that io.CopyBuffer makes plain reads of
