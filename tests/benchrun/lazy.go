@@ -118,6 +118,9 @@ func runLazy(ctx context.Context, e *env) (section, error) {
 	if lazyFlags.reads > 0 {
 		reads = lazyFlags.reads
 	}
+	if piece <= 4096 {
+		return section{}, fmt.Errorf("piece length %d: 4 KiB reads within one piece need more", piece)
+	}
 	if n := min(size, seqSize) / piece; int64(reads) >= n {
 		return section{}, fmt.Errorf("%d reads, each in its own piece, need more than %d pieces", reads, n)
 	}
