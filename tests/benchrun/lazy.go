@@ -477,6 +477,8 @@ func lazyMarkdown(r *lazyReport) string {
 	b.WriteString(t.String())
 	fmt.Fprintf(&b, "\nswarmfsd served %s (passthrough) and %s (no passthrough) of the cold sequential reads itself, %s and %s of the warm ones.",
 		ib(r.Seq[1].DaemonBytesCold), ib(r.Seq[2].DaemonBytesCold), ib(r.Seq[1].DaemonBytesWarm), ib(r.Seq[2].DaemonBytesWarm))
+	fmt.Fprintf(&b, " During the %d reads under the background download the node fetched %d pieces (%d with no background download): the background got the difference.",
+		r.Busy.N, r.Busy.Fetched, r.Quiet.Fetched)
 	if r.BusyAfter > 0 {
 		fmt.Fprintf(&b, " %d reads ended after the background download and are left out.", r.BusyAfter)
 	}
