@@ -89,7 +89,9 @@ func TestBenchQuick(t *testing.T) {
 		Cold, Warm   struct {
 			N int `json:"reads"`
 		}
-		SeqDirect float64
+		Seq []struct {
+			Cold float64 `json:"cold_mbps"`
+		} `json:"sequential"`
 	}
 	var cons struct {
 		Runs []struct {
@@ -110,7 +112,7 @@ func TestBenchQuick(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if lazy.PieceSeconds <= 0 || lazy.TTFBSeconds <= 0 || lazy.Cold.N == 0 || lazy.Warm.N != lazy.Cold.N || lazy.SeqDirect <= 0 {
+	if lazy.PieceSeconds <= 0 || lazy.TTFBSeconds <= 0 || lazy.Cold.N == 0 || lazy.Warm.N != lazy.Cold.N || len(lazy.Seq) != 3 || lazy.Seq[0].Cold <= 0 {
 		t.Errorf("lazy: %+v", lazy)
 	}
 	if len(cons.Runs) != 2 {
