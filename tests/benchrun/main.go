@@ -73,7 +73,10 @@ type Report struct {
 	Errors   []string  `json:"errors,omitempty"`
 }
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is main with its deferred clean-up run before the exit.
+func run() int {
 	slices.SortFunc(scenarios, func(a, b scenario) int { return a.order - b.order })
 	var names []string
 	for _, s := range scenarios {
@@ -104,13 +107,13 @@ func main() {
 	for _, o := range *only {
 		if !slices.Contains(names, o) {
 			fmt.Fprintf(os.Stderr, "benchrun: unknown scenario %q (have %s)\n", o, strings.Join(names, ", "))
-			os.Exit(2)
+			return 2
 		}
 	}
 	e, err := newEnv(*bin, *dir, *out, *quick, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		os.Exit(1)
+		return 1
 	}
 	if *dir == "" {
 		defer os.RemoveAll(e.dir)
@@ -140,13 +143,14 @@ func main() {
 	printMachine(os.Stdout, rep.Machine)
 	if err := writeReport(e.out, &rep); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Printf("report: %s\n", filepath.Join(e.out, "report.json"))
 	if len(rep.Errors) > 0 {
 		fmt.Fprintf(os.Stderr, "benchrun: %d scenario(s) failed:\n  %s\n", len(rep.Errors), strings.Join(rep.Errors, "\n  "))
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 func newEnv(bin, dir, out string, quick bool, log *slog.Logger) (*env, error) {

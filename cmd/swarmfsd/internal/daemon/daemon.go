@@ -234,7 +234,14 @@ func Run(ctx context.Context, cfg Config) error {
 	gatherers := prometheus.Gatherers{reg, etcdGatherer{prometheus.DefaultGatherer}}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true, Timeout: 10 * time.Second}))
+	// Healthy once the control API is up and etcd answers: a caller that
+	// saw 200 can use the API socket at once.
+	var apiUp atomic.Bool
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if !apiUp.Load() {
+			http.Error(w, "starting: control API not up yet", http.StatusServiceUnavailable)
+			return
+		}
 		if err := ix.Healthy(r.Context()); err != nil {
 			http.Error(w, "etcd: "+err.Error(), http.StatusServiceUnavailable)
 			return
@@ -264,6 +271,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer stopAPI()
+	apiUp.Store(true)
 	log.Info("swarmfsd running", "metrics", ln.Addr().String(), "peer_addr", client.Addr().String(), "etcd", cfg.Index.Endpoints)
 
 	var mnt *swarmfs.FS
