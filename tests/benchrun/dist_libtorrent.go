@@ -132,6 +132,9 @@ func startProc(ctx context.Context, name string, idx int, dir, logPath string, e
 	cmd.Dir = dir
 	cmd.Stderr = logf
 	cmd.WaitDelay = 5 * time.Second
+	// Marks the process as this run's (its log lies in the run's scratch
+	// dir), so that a leak check can tell it from another run's.
+	cmd.Env = append(os.Environ(), "SWARMFS_BENCH_LOG="+logPath)
 	// A safety net if benchrun itself dies: the kernel kills the child.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &ltProc{name: name, idx: idx, cmd: cmd, logPath: logPath, exited: make(chan struct{}), quit: make(chan struct{})}

@@ -40,7 +40,7 @@ func TestLibtorrentDistribution(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	before := map[string][]int{"opentracker": procsNamed("opentracker"), "lt_node.py": procsNamed("lt_node.py")}
+	before := map[string][]int{"opentracker": procsNamed("opentracker", dir), "lt_node.py": procsNamed("lt_node.py", dir)}
 	r, err := runLibtorrent(ctx, e, p, path, sum)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestLibtorrentDistribution(t *testing.T) {
 	// No process outlives the run.
 	for _, name := range []string{"opentracker", "lt_node.py"} {
 		var left []int
-		for _, pid := range procsNamed(name) {
+		for _, pid := range procsNamed(name, dir) {
 			if !slices.Contains(before[name], pid) {
 				left = append(left, pid)
 			}
@@ -84,13 +84,19 @@ func TestLibtorrentDistribution(t *testing.T) {
 }
 
 // procsNamed returns the pids of live processes whose command line
-// mentions name.
-func procsNamed(name string) []int {
+// mentions name and that this test's run started (their environment names
+// a log under dir): other packages' benchmark runs may be going on at the
+// same time.
+func procsNamed(name, dir string) []int {
 	var pids []int
 	m, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, f := range m {
 		b, err := os.ReadFile(f)
 		if err != nil || !strings.Contains(string(b), name) {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join(filepath.Dir(f), "environ"))
+		if err != nil || !strings.Contains(string(env), "SWARMFS_BENCH_LOG="+dir) {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f))); err == nil {
