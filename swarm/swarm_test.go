@@ -550,7 +550,7 @@ func TestJoinFullDiskFailsEarly(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("this test mounts a small tmpfs and needs root")
 		}
-		t.Skip("needs root to mount a small tmpfs")
+		t.Skip("needs root to mount a small tmpfs (under CI=true it fails instead)")
 	}
 	origin := newOrigin(t)
 	origin.Put("/big.bin", swarmtest.Data(11, 16<<20))
