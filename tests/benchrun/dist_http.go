@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"swarmfs/swarm/swarmtest"
+	"swarmfs/tests/harness"
 )
 
 // runHTTP is the HTTP-only baseline: N curl processes GET the object at
@@ -113,10 +111,14 @@ func verifyFiles(ctx context.Context, files []string, sum string) (bool, error) 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			got, err := fileSHA256(ctx, f)
+			if err := ctx.Err(); err != nil {
+				errs[i] = err
+				return
+			}
+			got, err := harness.FileSHA256(f)
 			switch {
 			case err != nil:
-				errs[i] = err
+				errs[i] = fmt.Errorf("hash %s: %w", f, err)
 			case got != sum:
 				errs[i] = fmt.Errorf("%s: sha256 %s, want %s", f, got, sum)
 			}
@@ -127,30 +129,6 @@ func verifyFiles(ctx context.Context, files []string, sum string) (bool, error) 
 		return false, fmt.Errorf("verify copies: %w", err)
 	}
 	return true, nil
-}
-
-func fileSHA256(ctx context.Context, path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		n, err := f.Read(buf)
-		h.Write(buf[:n])
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", fmt.Errorf("hash %s: %w", path, err)
-		}
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeData deletes a run's object copies (node state and logs stay).
