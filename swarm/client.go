@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/anacrolix/torrent"
 	"github.com/anacrolix/torrent/bencode"
@@ -134,6 +136,10 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// writerWakeInterval bounds how long a connection writer that missed a
+// wake-up sleeps (see torrentConfig).
+const writerWakeInterval = time.Second
+
 func torrentConfig(cfg Config, st *store, log *slog.Logger) (*torrent.ClientConfig, error) {
 	tc := torrent.NewDefaultClientConfig()
 	host, port, _ := net.SplitHostPort(cfg.ListenAddr)
@@ -161,6 +167,17 @@ func torrentConfig(cfg Config, st *store, log *slog.Logger) (*torrent.ClientConf
 	// Datacenter links: plaintext is preferred (less CPU), encryption is
 	// still accepted from third-party clients.
 	tc.HeaderObfuscationPolicy = torrent.HeaderObfuscationPolicy{Preferred: false, RequirePreferred: false}
+	// anacrolix v1.61's connection writer can miss a wake-up: it collects
+	// what to send (fillWriteBuffer), then takes the channel to wait on,
+	// and a chunk readied or a request update flagged in between signals
+	// nobody. The writer then sleeps until its keep-alive timer, and
+	// when both ends of a connection miss one, the transfer stops for
+	// the whole timeout (1 min by default). Seen as a stuck download on a
+	// loaded machine. The timer is re-armed after every write and a
+	// wanted connection writes a keep-alive when it fires, so a short
+	// timeout bounds such a stall; idle connections pay a 4-byte
+	// keep-alive per interval.
+	tc.KeepAliveTimeout = writerWakeInterval
 	tc.Slogger = log.With("lib", "anacrolix")
 	tc.ExtendedHandshakeClientVersion = "swarmfs/" + Version
 	tc.HTTPUserAgent = "swarmfs/" + Version
@@ -179,6 +196,10 @@ func (c *Client) Addr() netip.AddrPort {
 	}
 	return netip.AddrPort{}
 }
+
+// WriteStatus writes the BitTorrent engine's own status report (every
+// object, connection and request) to w, for debugging.
+func (c *Client) WriteStatus(w io.Writer) { c.cl.WriteStatus(w) }
 
 // Close stops all transfers and closes storage. Objects become unusable.
 func (c *Client) Close() error {
