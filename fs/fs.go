@@ -154,6 +154,10 @@ func (f *FS) raiseReadahead() {
 // background downloads under the always policy.
 func (f *FS) follow(events <-chan index.Event) {
 	for ev := range events {
+		if ev.Type == index.EventResync {
+			f.resync()
+			continue
+		}
 		dir, name := path.Split(ev.Path)
 		f.notifyEntry(strings.TrimSuffix(dir, "/"), name)
 		// Parents may have appeared or vanished too.
@@ -165,6 +169,36 @@ func (f *FS) follow(events <-chan index.Event) {
 		if ev.Type == index.EventPut && f.cfg.Background == BackgroundAlways {
 			go f.background(ev.Record)
 		}
+	}
+}
+
+// resync follows a namespace change that this mount missed (its event
+// buffer overflowed): every entry the kernel may cache under a directory
+// it knows, and every name the namespace now has there, is invalidated,
+// and under the always policy every object gets its background download.
+func (f *FS) resync() {
+	f.log.Info("namespace events were missed; invalidating cached entries")
+	var walk func(dir string, n *gofs.Inode)
+	walk = func(dir string, n *gofs.Inode) {
+		names := map[string]bool{}
+		for name, child := range n.Children() {
+			names[name] = true
+			if child.IsDir() {
+				walk(path.Join(dir, name), child)
+			}
+		}
+		if ents, ok := f.ns.List(dir); ok {
+			for _, e := range ents {
+				names[e.Name] = true
+			}
+		}
+		for name := range names {
+			n.NotifyEntry(name)
+		}
+	}
+	walk("", f.root.EmbeddedInode())
+	if f.cfg.Background == BackgroundAlways {
+		go f.fetchAll()
 	}
 }
 

@@ -19,7 +19,15 @@ type EventType int
 const (
 	EventPut EventType = iota
 	EventDelete
+	// EventResync tells a subscriber that it missed events because its
+	// buffer was full: it should read the namespace again. Path and
+	// Record are empty. Events after it are delivered as usual.
+	EventResync
 )
+
+// subscriberBuffer is how many events wait for a slow subscriber before
+// it is owed a resync.
+const subscriberBuffer = 1024
 
 // Event is a change of the namespace seen by a Cache.
 type Event struct {
@@ -48,7 +56,7 @@ type Cache struct {
 	rev     int64
 	synced  chan struct{}
 	once    sync.Once
-	subs    map[chan Event]struct{}
+	subs    map[*subscriber]struct{}
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
@@ -61,7 +69,7 @@ func (ix *Index) NewCache() *Cache {
 		objects: map[string]Record{},
 		dirs:    map[string]map[string]int{"": {}},
 		synced:  make(chan struct{}),
-		subs:    map[chan Event]struct{}{},
+		subs:    map[*subscriber]struct{}{},
 		cancel:  cancel,
 		stopped: make(chan struct{}),
 	}
@@ -75,9 +83,8 @@ func (c *Cache) Close() {
 	<-c.stopped
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for ch := range c.subs {
-		close(ch)
-		delete(c.subs, ch)
+	for s := range c.subs {
+		c.unsubscribe(s)
 	}
 }
 
@@ -145,20 +152,71 @@ func (c *Cache) Len() int {
 	return len(c.objects)
 }
 
-// Subscribe returns a channel of changes. Events are dropped for a
-// subscriber that does not keep up (buffer of 1024); call the returned
-// function to unsubscribe.
+// subscriber is one Subscribe channel. When its buffer is full, events
+// are dropped and an EventResync is owed: it is sent as soon as there is
+// room, before any later event, so a subscriber never misses a change
+// without being told.
+type subscriber struct {
+	ch     chan Event
+	lagged bool          // events were dropped and the resync is not sent yet; under Cache.mu
+	kick   chan struct{} // wakes resyncer
+	done   chan struct{} // closed on unsubscribe
+}
+
+// Subscribe returns a channel of changes. A subscriber that does not keep
+// up (1024 events behind) gets an EventResync in place of the events it
+// missed; call the returned function to unsubscribe.
 func (c *Cache) Subscribe() (<-chan Event, func()) {
-	ch := make(chan Event, 1024)
+	s := &subscriber{ch: make(chan Event, subscriberBuffer), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	c.mu.Lock()
-	c.subs[ch] = struct{}{}
+	c.subs[s] = struct{}{}
 	c.mu.Unlock()
-	return ch, func() {
+	go c.resyncer(s)
+	return s.ch, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if _, ok := c.subs[ch]; ok {
-			delete(c.subs, ch)
-			close(ch)
+		c.unsubscribe(s)
+	}
+}
+
+// unsubscribe closes s; callers hold mu.
+func (c *Cache) unsubscribe(s *subscriber) {
+	if _, ok := c.subs[s]; ok {
+		delete(c.subs, s)
+		close(s.done)
+		close(s.ch)
+	}
+}
+
+// resyncer sends the EventResync owed to a lagging subscriber once its
+// buffer has room. The send happens under mu, so no event is published
+// (and dropped) between the resync and the end of the lag.
+func (c *Cache) resyncer(s *subscriber) {
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.kick:
+		}
+		for sent := false; !sent; {
+			c.mu.Lock()
+			if _, ok := c.subs[s]; !ok {
+				c.mu.Unlock()
+				return
+			}
+			select {
+			case s.ch <- Event{Type: EventResync}:
+				s.lagged, sent = false, true
+			default:
+			}
+			c.mu.Unlock()
+			if !sent {
+				select {
+				case <-s.done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
 		}
 	}
 }
@@ -303,12 +361,24 @@ func (c *Cache) walk(p string, d int) {
 	}
 }
 
+// publish hands events to every subscriber; callers hold mu. A full
+// subscriber is marked lagged: it gets no more events until its resync
+// is sent, which stands for everything it missed.
 func (c *Cache) publish(events []Event) {
-	for _, ev := range events {
-		for ch := range c.subs {
+	for s := range c.subs {
+		for _, ev := range events {
+			if s.lagged {
+				break
+			}
 			select {
-			case ch <- ev:
+			case s.ch <- ev:
 			default:
+				s.lagged = true
+				c.ix.log.Warn("namespace subscriber fell behind; it will be told to resync", "buffer", subscriberBuffer)
+				select {
+				case s.kick <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}

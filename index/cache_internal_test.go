@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestCacheRelistsAfterCompactedWatch(t *testing.T) {
 	if _, err := ix.cli.Compact(ctx, resp.Header.Revision); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cache{ix: ix, objects: map[string]Record{}, dirs: map[string]map[string]int{"": {}}, synced: make(chan struct{}), subs: map[chan Event]struct{}{}}
+	c := &Cache{ix: ix, objects: map[string]Record{}, dirs: map[string]map[string]int{"": {}}, synced: make(chan struct{}), subs: map[*subscriber]struct{}{}}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	// watch resumes after the given revision: old-1 resumes at old, which
@@ -58,4 +59,60 @@ func TestCacheRelistsAfterCompactedWatch(t *testing.T) {
 	}
 	rcancel()
 	<-c.stopped
+}
+
+// A subscriber that falls more than a buffer behind is not left with a
+// silent gap: the events that did not fit are replaced by one
+// EventResync, sent once it has room and before any later event.
+func TestCacheSlowSubscriberGetsResync(t *testing.T) {
+	c := testIndex(t).NewCache()
+	defer c.Close()
+	events, unsub := c.Subscribe()
+	defer unsub()
+	put := func(i int) Event {
+		return Event{Type: EventPut, Path: fmt.Sprintf("burst/%05d", i), Record: Record{Path: fmt.Sprintf("burst/%05d", i)}}
+	}
+	burst := make([]Event, subscriberBuffer+100)
+	for i := range burst {
+		burst[i] = put(i)
+	}
+	c.mu.Lock()
+	c.publish(burst)
+	c.mu.Unlock()
+	// Published while the resync is owed: covered by it, never sent.
+	c.mu.Lock()
+	c.publish([]Event{put(90000)})
+	c.mu.Unlock()
+	// The buffer holds the first events, in order; the rest were dropped.
+	for i := range subscriberBuffer {
+		ev := <-events
+		if ev.Type != EventPut || ev.Path != burst[i].Path {
+			t.Fatalf("event %d = %v %q, want put %q", i, ev.Type, ev.Path, burst[i].Path)
+		}
+	}
+	select {
+	case ev := <-events:
+		if ev.Type != EventResync {
+			t.Fatalf("after a full buffer got %v %q, want a resync", ev.Type, ev.Path)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no resync within 5s of the buffer draining")
+	}
+	// After the resync, events flow again.
+	c.mu.Lock()
+	c.publish([]Event{put(90001)})
+	c.mu.Unlock()
+	select {
+	case ev := <-events:
+		if ev.Type != EventPut || ev.Path != put(90001).Path {
+			t.Fatalf("after the resync got %v %q, want put %q", ev.Type, ev.Path, put(90001).Path)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event after the resync")
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("unexpected event %v %q", ev.Type, ev.Path)
+	default:
+	}
 }
