@@ -18,10 +18,14 @@ import (
 // and among the normal-priority rest.
 
 // spreadWindow is how many incomplete pieces a node keeps at high
-// priority: a small share of the object, so that nodes' windows rarely
-// overlap, and at least a few, to keep requests to several peers going.
+// priority: a quarter of the object, and at least a few. A node asks the
+// source mostly for its own window, so the bigger the window the fewer
+// pieces the source sends twice; but windows that cover most of the
+// object overlap again. Measured with the network preset of benchrun
+// (16 nodes, 256 pieces), p50 of the distribution time: a window of
+// 1/32 of the pieces 92–94 s, 1/8 80–83 s, 1/4 74–77 s, 1/2 85–90 s.
 func spreadWindow(numPieces int) int {
-	return min(numPieces, max(4, numPieces/32))
+	return min(numPieces, max(4, numPieces/4))
 }
 
 // spreader raises the pieces of one object's window.
@@ -55,6 +59,24 @@ func (s *spreader) fill() {
 			s.t.Piece(i).SetPriority(torrent.PiecePriorityHigh)
 		}
 	}
+	s.topUp()
+}
+
+// completed drops piece i from the window and tops it up: the cheap path
+// of fill for the common event, without a scan of the whole window.
+func (s *spreader) completed(i int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.window[i] {
+		return
+	}
+	delete(s.window, i)
+	s.topUp()
+}
+
+// topUp raises pieces from the permutation until the window is full;
+// callers hold mu.
+func (s *spreader) topUp() {
 	for len(s.window) < s.size && s.next < len(s.perm) {
 		i := s.perm[s.next]
 		s.next++
@@ -79,14 +101,8 @@ func (s *spreader) run(closed <-chan struct{}) {
 			if !ok {
 				return
 			}
-			if !ch.Complete {
-				continue
-			}
-			s.mu.Lock()
-			in := s.window[ch.Index]
-			s.mu.Unlock()
-			if in {
-				s.fill()
+			if ch.Complete {
+				s.completed(ch.Index)
 			}
 		case <-s.t.Complete().On():
 			return

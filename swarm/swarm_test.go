@@ -508,8 +508,8 @@ func TestDownloadAllSpreadsFirstPieces(t *testing.T) {
 	a := join(t, ca, conv.Object, "") // no peers yet
 	b := join(t, swarm.NewTestClient(t, swarm.TestingConfig(t)), conv.Object, "")
 	ha, hb := highPieces(a), highPieces(b)
-	if len(ha) != 4 || len(hb) != 4 {
-		t.Fatalf("high-priority windows %v and %v, want 4 pieces each", ha, hb)
+	if len(ha) != 16 || len(hb) != 16 {
+		t.Fatalf("high-priority windows %v and %v, want 16 pieces (a quarter) each", ha, hb)
 	}
 	if slices.Equal(ha, hb) {
 		t.Errorf("both nodes chose the same first pieces %v", ha)
