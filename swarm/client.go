@@ -138,7 +138,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 
 // writerWakeInterval bounds how long a connection writer that missed a
 // wake-up sleeps (see torrentConfig).
-const writerWakeInterval = time.Second
+const writerWakeInterval = 250 * time.Millisecond
 
 func torrentConfig(cfg Config, st *store, log *slog.Logger) (*torrent.ClientConfig, error) {
 	tc := torrent.NewDefaultClientConfig()
