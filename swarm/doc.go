@@ -40,6 +40,24 @@
 // only while the stall lasts. anacrolix web seeds are disabled because they
 // cannot be removed once added and compete with peers.
 //
+// # Piece order
+//
+// DownloadAll asks for every piece, and keeps a rolling window of a quarter
+// of the pieces, in this node's own random order, at high priority (see
+// spread.go). anacrolix breaks rarest-first ties by piece index, so without
+// it nodes that join together all ask the source for the same pieces.
+// Reads raise the pieces they need above the window and pause it while
+// they wait.
+//
+// # Working around anacrolix v1.61
+//
+//   - Upload and download caps are applied on our own shaped TCP sockets
+//     (shaping.go), not through anacrolix's rate limiters, which stall
+//     connections.
+//   - anacrolix's connection writer can miss a wake-up and sleep until its
+//     keep-alive timer; the timer is set to 250 ms to bound such a stall
+//     (torrentConfig).
+//
 // # Metrics
 //
 // With WithRegisterer the Client registers a collector that reads its
