@@ -523,9 +523,8 @@ func TestDownloadAllSpreadsFirstPieces(t *testing.T) {
 	defer sub.Close()
 	// anacrolix forgets a peer whose dial or handshake fails (its
 	// handshake timeout is 4 s, which a loaded CI machine running -race
-	// can exceed), so the peer is added again every 2 s, as swarmfsd
-	// re-adds the holders it reads from etcd.
-	// (It is added again only while a has no connection.)
+	// can exceed), so while a has no connection the source is added
+	// again every 2 s, as swarmfsd re-adds the holders it reads from etcd.
 	srcAddr := []string{src.Addr().String()}
 	a.AddPeers(srcAddr)
 	readd := time.NewTicker(2 * time.Second)
